@@ -1,0 +1,64 @@
+"""Aggregate one experiment's runs into tidy tables: every evaluation row of every run, and a summary
+per (algorithm entry, learning rate) with the learning rate selected as the paper does — best mean
+*final* accuracy over seeds (lowest final test loss where there is no accuracy, e.g. the autoencoder)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["aggregate_runs", "summarise"]
+
+KEYS = ["experiment", "algo", "lr"]
+
+
+def aggregate_runs(metrics: Sequence[str | Path], metas: Sequence[str | Path]) -> pd.DataFrame:
+    """Concatenate run tables, adding each run's algorithm and speed from its metadata."""
+    frames = []
+    for m, j in zip(metrics, metas, strict=True):
+        df = pd.read_parquet(m)
+        meta = json.loads(Path(j).read_text())
+        df["algorithm"] = meta["spec"]["algorithm"]
+        df["updates_per_s"] = meta["updates_per_s"]
+        df["device"] = meta["device"]
+        frames.append(df)
+    if not frames:
+        raise ValueError("no runs to aggregate")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _final(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: its last evaluation (a diverged run's last row is where it stopped)."""
+    return df.sort_values("update").groupby(KEYS + ["seed"], as_index=False).tail(1)
+
+
+def summarise(table: pd.DataFrame) -> pd.DataFrame:
+    has_acc = "test_acc" in table.columns and table["test_acc"].notna().any()
+    final = _final(table)
+    g = final.groupby(KEYS, sort=True)
+    out = g.agg(
+        algorithm=("algorithm", "first"),
+        n_seeds=("seed", "nunique"),
+        n_diverged=("status", lambda s: int((s == "diverged").sum())),
+        final_loss_mean=("test_loss", "mean"),
+        final_loss_std=("test_loss", "std"),
+        updates_per_s=("updates_per_s", "mean"),
+    )
+    if has_acc:
+        out["final_acc_mean"] = g["test_acc"].mean()
+        out["final_acc_std"] = g["test_acc"].std()
+        peak = table.groupby(KEYS + ["seed"])["test_acc"].max().groupby(KEYS)
+        out["max_acc_mean"] = peak.mean()
+        out["max_acc_std"] = peak.std()
+    moves = table.dropna(subset=["delta_norm"]).groupby(KEYS)["delta_norm"]
+    out["delta_norm_mean"] = moves.mean()
+    out["delta_norm_var"] = moves.var()
+    out = out.reset_index()
+    score = out["final_acc_mean"] if has_acc else -out["final_loss_mean"]
+    score = score.where(np.isfinite(score), -np.inf)
+    out["selected"] = out.index.isin(score.groupby(out["algo"]).idxmax())
+    return out

@@ -1,0 +1,33 @@
+"""Backprop: autograd on the batch-mean loss, with SGD or Adam."""
+
+from __future__ import annotations
+
+import torch
+
+from ..models import Net
+from .base import Algorithm, Tensor, register
+
+__all__ = ["BPSGD", "BPAdam", "bp_gradient"]
+
+
+def bp_gradient(net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+    """dL/dtheta of the batch-mean loss, by autograd through the feedforward pass."""
+    ps = [p.detach().requires_grad_(True) for p in net.params]
+    with torch.enable_grad():
+        loss = net.loss(net.logits(x, ps), target)
+        return list(torch.autograd.grad(loss, ps))
+
+
+@register
+class BPSGD(Algorithm):
+    name = "bp_sgd"
+    parameterisation = "post"
+
+    def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+        return bp_gradient(net, x, target)
+
+
+@register
+class BPAdam(BPSGD):
+    name = "bp_adam"
+    optimiser = "adam"

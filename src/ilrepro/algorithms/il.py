@@ -1,0 +1,49 @@
+"""Standard inference learning (IL-SGD, IL-Adam) on the shared inference loop.
+
+Output clamped to the label (IL-SGD), or soft-clamped  h_L = n y + (1 - n) link(mu_L)  (IL-Adam);
+after T inference steps each layer descends its local loss, i.e. the weights move along the local
+Hebbian directions of :func:`ilrepro.energy.weight_directions`.
+"""
+
+from __future__ import annotations
+
+from ..energy import InferenceConfig, TargetFn, infer, weight_directions
+from ..models import Net
+from .base import Algorithm, Tensor, register
+
+__all__ = ["ILSGD", "ILAdam", "hard_clamp", "soft_clamp"]
+
+
+def hard_clamp(y: Tensor) -> TargetFn:
+    return lambda net, h, logits: y
+
+
+def soft_clamp(y: Tensor, n: float) -> TargetFn:
+    return lambda net, h, logits: n * y + (1.0 - n) * net.link(logits)
+
+
+@register
+class ILSGD(Algorithm):
+    name = "il_sgd"
+    parameterisation = "post"
+    defaults = {"T": 25, "gamma_bot": 0.02, "gamma_top": 0.015}
+
+    def inference_config(self) -> InferenceConfig:
+        return InferenceConfig(int(self.hp["T"]), float(self.hp["gamma_bot"]), float(self.hp["gamma_top"]))
+
+    def target_fn(self, y: Tensor) -> TargetFn:
+        return hard_clamp(y)
+
+    def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+        state = infer(net, x, self.target_fn(target), self.inference_config())
+        return [-d for d in weight_directions(net, state)]
+
+
+@register
+class ILAdam(ILSGD):
+    name = "il_adam"
+    optimiser = "adam"
+    defaults = {"T": 20, "gamma_bot": 0.02, "gamma_top": 0.01, "n": 0.95}
+
+    def target_fn(self, y: Tensor) -> TargetFn:
+        return soft_clamp(y, float(self.hp["n"]))

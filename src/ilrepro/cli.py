@@ -1,0 +1,60 @@
+"""Command line: ``ilrepro train | aggregate`` (what the Snakemake rules call)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import run_and_save
+
+    spec = json.loads(Path(args.spec_file).read_text()) if args.spec_file else json.loads(args.spec)
+    if args.threads:
+        spec["threads"] = args.threads
+    status = run_and_save(spec, args.metrics, args.meta)
+    print(f"run {spec.get('experiment')}/{spec.get('algo')}/lr{spec.get('lr')}/seed{spec.get('seed')}: {status}")
+    return 0
+
+
+def _aggregate(args: argparse.Namespace) -> int:
+    from .aggregate import aggregate_runs, summarise
+    from .io import atomic_write_csv, atomic_write_parquet
+
+    table = aggregate_runs(args.metrics, args.meta)
+    atomic_write_parquet(table, Path(args.table))
+    atomic_write_csv(summarise(table), Path(args.summary))
+    print(f"aggregated {table[['algo', 'lr', 'seed']].drop_duplicates().shape[0]} runs into {args.table}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="ilrepro", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train one run from its JSON spec")
+    g = t.add_mutually_exclusive_group(required=True)
+    g.add_argument("--spec", help="the run spec as a JSON string")
+    g.add_argument("--spec-file", help="a file holding the run spec as JSON")
+    t.add_argument("--metrics", required=True, help="output metrics table (parquet)")
+    t.add_argument("--meta", required=True, help="output run metadata (JSON)")
+    t.add_argument("--threads", type=int, default=0, help="torch threads (default: the spec's, else 1)")
+    t.set_defaults(func=_train)
+
+    a = sub.add_parser("aggregate", help="aggregate one experiment's runs")
+    a.add_argument("--metrics", nargs="+", required=True)
+    a.add_argument("--meta", nargs="+", required=True)
+    a.add_argument("--table", required=True, help="output: all evaluation rows (parquet)")
+    a.add_argument("--summary", required=True, help="output: per algorithm and learning rate (CSV)")
+    a.set_defaults(func=_aggregate)
+
+    args = p.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The predictive-coding energy and the inference loop, written once for every IL variant.
+
+Value nodes h_1..h_{L-1} are free; the input h_0 = x is clamped; the output node h_L is the *target*,
+which each algorithm supplies through a ``TargetFn`` (hard clamp to the label, soft clamp, the implicit-SGD
+target of IL-prox, ...), recomputed at every inference step from the current logits.
+
+Errors:   e_l = h_l - mu_l  (hidden),        e_L = h_L - link(mu_L)  (output)
+Step:     h_l <- h_l - gamma_top * e_l + gamma_bot * J_l^T e_{l+1},   J_l = d mu_{l+1} / d h_l
+With gamma_top = gamma_bot this is gradient descent on  F = sum_l 1/2 ||e_l||^2 + loss(mu_L, h_L).
+
+The feedback terms J_l^T e_{l+1} for all layers come from one vector-Jacobian product (autograd) per
+step, and the weight update direction  -dF/dtheta_l = (d mu_{l+1}/d theta_l)^T e_{l+1}  from one more:
+the local Hebbian rule of every layer, for linear and convolutional layers alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .models import Net
+
+__all__ = ["InferenceConfig", "PCState", "TargetFn", "pc_state", "infer", "weight_directions", "energy"]
+
+Tensor = torch.Tensor
+# (net, activities h_0..h_{L-1} (detached), logits mu_L (detached)) -> output target h_L
+TargetFn = Callable[[Net, list[Tensor], Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    T: int
+    gamma_bot: float
+    gamma_top: float
+
+    def __post_init__(self) -> None:
+        if self.T < 0:
+            raise ValueError(f"inference steps T must be >= 0, got {self.T}")
+
+
+@dataclass
+class PCState:
+    """A network state: activities h_0..h_{L-1}, predictions mu_1..mu_L, output target h_L,
+    and errors e_1..e_L (all detached)."""
+
+    h: list[Tensor]
+    mu: list[Tensor]
+    target: Tensor
+    errors: list[Tensor]
+
+
+def _errors(net: Net, h: list[Tensor], mu: list[Tensor], target: Tensor) -> list[Tensor]:
+    hidden = [h[l] - mu[l - 1] for l in range(1, net.n_layers)]
+    return hidden + [target - net.link(mu[-1])]
+
+
+def pc_state(net: Net, h: list[Tensor], target_fn: TargetFn, feedback: bool = False) -> tuple[PCState, list[Tensor]]:
+    """Predictions and errors at activities ``h`` (h_0..h_{L-1}); with ``feedback`` also the terms
+    J_l^T e_{l+1} for the hidden layers l = 1..L-1, from one vector-Jacobian product."""
+    L = net.n_layers
+    if not feedback or L == 1:
+        with torch.no_grad():
+            mu = [net.layer(l, h[l]) for l in range(L)]
+            target = target_fn(net, h, mu[-1])
+            return PCState(h, mu, target, _errors(net, h, mu, target)), []
+    hid = [h[l].detach().requires_grad_(True) for l in range(1, L)]
+    hs = [h[0], *hid]
+    with torch.enable_grad():
+        mu_g = [net.layer(l, hs[l]) for l in range(L)]
+        mu = [m.detach() for m in mu_g]
+        target = target_fn(net, h, mu[-1])
+        errs = _errors(net, h, mu, target)
+        fb = torch.autograd.grad(mu_g[1:], hid, grad_outputs=errs[1:])
+    return PCState(h, mu, target, errs), list(fb)
+
+
+def infer(net: Net, x: Tensor, target_fn: TargetFn, cfg: InferenceConfig, h: list[Tensor] | None = None) -> PCState:
+    """Run T steps of simultaneous inference from a feedforward initialisation (or from ``h``);
+    returns the state at the final activities."""
+    if h is None:
+        with torch.no_grad():
+            h = net.forward(x)[:-1]
+    else:
+        h = list(h)
+    for _ in range(cfg.T):
+        st, fb = pc_state(net, h, target_fn, feedback=True)
+        h = [h[0]] + [h[l] - cfg.gamma_top * st.errors[l - 1] + cfg.gamma_bot * fb[l - 1] for l in range(1, net.n_layers)]
+    return pc_state(net, h, target_fn)[0]
+
+
+def weight_directions(net: Net, state: PCState) -> list[Tensor]:
+    """-dF/dtheta for every parameter at the state's activities (batch mean): for layer l the
+    vector-Jacobian product of f_l(h_l; theta_l) with the local error e_{l+1}, e.g.
+    (e_{l+1} * phi'(.)) h_l^T for a post-activation linear layer."""
+    ps = [p.detach().requires_grad_(True) for p in net.params]
+    with torch.enable_grad():
+        mu = [net.layer(l, state.h[l].detach(), ps) for l in range(net.n_layers)]
+        grads = torch.autograd.grad(mu, ps, grad_outputs=state.errors)
+    b = state.h[0].shape[0]
+    return [g / b for g in grads]
+
+
+def energy(net: Net, state: PCState) -> dict[str, float]:
+    """Energy components (batch mean): internal (hidden) energy, output loss, and their sum."""
+    b = state.h[0].shape[0]
+    internal = sum(0.5 * float((e**2).sum()) for e in state.errors[:-1]) / b
+    out = float(net.loss(state.mu[-1], state.target))
+    return {"internal": internal, "output": out, "total": internal + out}

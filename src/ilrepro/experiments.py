@@ -1,0 +1,172 @@
+"""Config -> run table: the single source that the Snakefile and the command line both read.
+
+A run is identified by (experiment, algo, lr, seed): ``algo`` is the label of an algorithm entry in the
+experiment (several entries may use the same algorithm with other hyper-parameters), ``lr`` the label of
+one learning rate from that entry's list (``f"{lr:g}"``), ``seed`` an integer.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .algorithms import ALGORITHMS
+from .data import DATASETS
+
+__all__ = [
+    "ConfigError",
+    "Run",
+    "SCHEMA_PATH",
+    "lr_label",
+    "load_config",
+    "validate_config",
+    "check_config",
+    "runs",
+    "run_spec",
+    "run_dir",
+]
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+RUN_KEYS = ("dataset", "model", "batch_size", "updates", "eval_every", "device", "dtype")
+
+
+class ConfigError(ValueError):
+    """A config that cannot be run; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class Run:
+    experiment: str
+    algo: str
+    lr: str
+    seed: int
+
+    @property
+    def dir(self) -> str:
+        return run_dir(self.experiment, self.algo, self.lr, self.seed)
+
+
+def lr_label(lr: float) -> str:
+    return f"{float(lr):g}"
+
+
+def run_dir(experiment: str, algo: str, lr: str, seed: int | str) -> str:
+    return f"results/runs/{experiment}/{algo}/lr{lr}/seed{seed}"
+
+
+def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Validate against the JSON schema (filling in its defaults), then :func:`check_config`.
+    The Snakefile uses ``snakemake.utils.validate`` with the same schema file instead of the first half."""
+    import jsonschema
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator_cls = jsonschema.validators.validator_for(schema)
+    extended = jsonschema.validators.extend(validator_cls, {"properties": _set_defaults(validator_cls)})
+    errors = sorted(extended(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        where = ".".join(str(p) for p in e.absolute_path) or "(top level)"
+        raise ConfigError(f"config key '{where}': {e.message}")
+    check_config(config)
+    return config
+
+
+def _set_defaults(validator_cls: Any) -> Any:
+    validate_props = validator_cls.VALIDATORS["properties"]
+
+    def set_defaults(validator: Any, properties: dict[str, Any], instance: Any, schema: dict[str, Any]) -> Any:
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub:
+                    instance.setdefault(prop, copy.deepcopy(sub["default"]))
+        yield from validate_props(validator, properties, instance, schema)
+
+    return set_defaults
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    with open(path) as fh:
+        config = yaml.safe_load(fh) or {}
+    return validate_config(config)
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Checks a JSON schema cannot express: algorithm hyper-parameters, figure -> experiment links,
+    algorithm/model combinations. Raises :class:`ConfigError` naming the key."""
+    exps = config.get("experiments", {})
+    for name, exp in exps.items():
+        where = f"experiments.{name}"
+        if exp["dataset"] not in DATASETS:
+            raise ConfigError(f"{where}.dataset: unknown data set '{exp['dataset']}'; known: {', '.join(sorted(DATASETS))}")
+        if exp["eval_every"] > exp["updates"]:
+            raise ConfigError(f"{where}.eval_every ({exp['eval_every']}) is larger than updates ({exp['updates']})")
+        for label, entry in exp["algorithms"].items():
+            aw = f"{where}.algorithms.{label}"
+            cls = ALGORITHMS.get(entry["algorithm"])
+            if cls is None:
+                raise ConfigError(f"{aw}.algorithm: unknown algorithm '{entry['algorithm']}'; known: {', '.join(sorted(ALGORITHMS))}")
+            unknown = set(entry.get("hparams", {})) - set(cls.defaults)
+            if unknown:
+                raise ConfigError(
+                    f"{aw}.hparams: '{sorted(unknown)[0]}' is not a hyper-parameter of {cls.name}; "
+                    f"it takes: {', '.join(sorted(cls.defaults)) or 'none'}"
+                )
+            supported = getattr(cls, "supported_models", None)
+            if supported is not None and exp["model"].get("type", "mlp") not in supported:
+                raise ConfigError(
+                    f"{aw}.algorithm: {cls.name} does not support model type '{exp['model'].get('type', 'mlp')}' "
+                    f"(supports: {', '.join(supported)})"
+                )
+            labels = [lr_label(lr) for lr in entry["lr"]]
+            if len(set(labels)) != len(labels):
+                raise ConfigError(f"{aw}.lr: duplicate learning rates {entry['lr']}")
+    for fig, fcfg in config.get("figures", {}).items():
+        for e in fcfg["experiments"]:
+            if e not in exps:
+                raise ConfigError(f"figures.{fig}.experiments: '{e}' is not an experiment; known: {', '.join(sorted(exps))}")
+
+
+def runs(config: dict[str, Any], experiment: str | None = None) -> list[Run]:
+    """Every run of the config (or of one experiment), in a stable order."""
+    out: list[Run] = []
+    for name, exp in config["experiments"].items():
+        if experiment is not None and name != experiment:
+            continue
+        for label, entry in exp["algorithms"].items():
+            for lr in entry["lr"]:
+                for seed in exp["seeds"]:
+                    out.append(Run(name, label, lr_label(lr), int(seed)))
+    return out
+
+
+def run_spec(config: dict[str, Any], experiment: str, algo: str, lr: str, seed: int) -> dict[str, Any]:
+    """The full, self-contained description of one run: what ``ilrepro train`` reads."""
+    try:
+        exp = config["experiments"][experiment]
+        entry = exp["algorithms"][algo]
+    except KeyError as exc:
+        raise ConfigError(f"no experiment '{experiment}' with algorithm entry '{algo}' in the config") from exc
+    lrs = {lr_label(x): float(x) for x in entry["lr"]}
+    if lr not in lrs:
+        raise ConfigError(f"experiments.{experiment}.algorithms.{algo}.lr has no learning rate {lr}; it has {sorted(lrs)}")
+    if int(seed) not in [int(s) for s in exp["seeds"]]:
+        raise ConfigError(f"experiments.{experiment}.seeds has no seed {seed}")
+    defaults = config.get("defaults", {})
+    spec: dict[str, Any] = {k: copy.deepcopy(exp[k]) for k in RUN_KEYS if k in exp}
+    for k in ("device", "dtype"):
+        spec.setdefault(k, defaults.get(k, {"device": "cpu", "dtype": "float32"}[k]))
+    spec.update(
+        experiment=experiment,
+        algo=algo,
+        algorithm=entry["algorithm"],
+        lr=lrs[lr],
+        seed=int(seed),
+        hparams=copy.deepcopy(entry.get("hparams", {})),
+        data=copy.deepcopy(config.get("data", {})),
+    )
+    return spec
+

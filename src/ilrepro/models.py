@@ -1,0 +1,197 @@
+"""Models as an ordered list of layers, each a function  mu_{l+1} = f_l(h_l; theta_l).
+
+This is the one form that BP, every IL variant and Z-IL read: BP composes the layers; a predictive-coding
+network gives every layer output its own value node h_{l+1} and an error e_{l+1} = h_{l+1} - mu_{l+1}.
+
+A layer is  f_l(h) = out_act(A_l(in_act(h)))  with A_l affine (linear or convolution). The two
+parameterisations of Alonso et al. differ only in where the nonlinearity sits:
+
+* ``post`` (BP, IL-SGD, IL-Adam):  mu_{l+1} = phi(W_l h_l + b_l), last layer linear (logits).
+* ``pre``  (IL-prox family, BP-prox, Z-IL):  mu_{l+1} = W_l phi(h_l) + b_l  (the input is not passed
+  through phi: it is data, not a neuron).
+
+The last layer's output is the network's *logits*; the output link (softmax for cross-entropy, sigmoid for
+binary cross-entropy, identity for squared error) turns them into the prediction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["ACTIVATIONS", "LayerSpec", "Net", "build_model", "ModelError"]
+
+Tensor = torch.Tensor
+Parameterisation = Literal["post", "pre"]
+OutputLoss = Literal["ce", "bce", "mse"]
+
+
+class ModelError(ValueError):
+    """A model configuration that cannot be built (unknown type, bad sizes)."""
+
+
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "identity": lambda x: x,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+}
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    kind: Literal["linear", "conv"]
+    in_act: str
+    out_act: str
+    flatten_input: bool = False
+    stride: int = 1
+    padding: int = 0
+
+
+@dataclass
+class Net:
+    """A chain of layers with a flat parameter list ``[W_0, b_0, W_1, b_1, ...]``."""
+
+    layers: list[LayerSpec]
+    params: list[Tensor]
+    output_loss: OutputLoss
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    def layer_params(self, l: int, params: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        p = self.params if params is None else params
+        return p[2 * l], p[2 * l + 1]
+
+    @property
+    def weights(self) -> list[Tensor]:
+        return self.params[0::2]
+
+    def presynaptic(self, l: int, h: Tensor) -> Tensor:
+        """The activity that layer l's weights multiply: in_act(h_l), flattened for a linear layer."""
+        spec = self.layers[l]
+        a = ACTIVATIONS[spec.in_act](h)
+        return a.flatten(1) if spec.flatten_input else a
+
+    def affine(self, l: int, a: Tensor, params: list[Tensor] | None = None) -> Tensor:
+        spec = self.layers[l]
+        w, b = self.layer_params(l, params)
+        if spec.kind == "linear":
+            return F.linear(a, w, b)
+        return F.conv2d(a, w, b, stride=spec.stride, padding=spec.padding)
+
+    def layer(self, l: int, h: Tensor, params: list[Tensor] | None = None) -> Tensor:
+        """mu_{l+1} = f_l(h_l; theta_l)."""
+        return ACTIVATIONS[self.layers[l].out_act](self.affine(l, self.presynaptic(l, h), params))
+
+    def forward(self, x: Tensor, params: list[Tensor] | None = None) -> list[Tensor]:
+        """Feedforward pass; returns every layer's activity [h_0 = x, h_1, ..., h_L = logits]."""
+        hs = [x]
+        for l in range(self.n_layers):
+            hs.append(self.layer(l, hs[-1], params))
+        return hs
+
+    def logits(self, x: Tensor, params: list[Tensor] | None = None) -> Tensor:
+        h = x
+        for l in range(self.n_layers):
+            h = self.layer(l, h, params)
+        return h
+
+    # ---------------------------------------------------------------------------------- the output
+    def link(self, logits: Tensor) -> Tensor:
+        """The prediction: softmax (ce), sigmoid (bce) or identity (mse)."""
+        if self.output_loss == "ce":
+            return torch.softmax(logits, dim=-1)
+        if self.output_loss == "bce":
+            return torch.sigmoid(logits)
+        return logits
+
+    def loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Batch-mean loss of the logits against a (soft) target of the same shape.
+
+        Its gradient with respect to the logits is ``(link(logits) - target) / B`` for all three losses,
+        which is what makes the output error ``e_L = target - link(logits)`` the same rule everywhere.
+        """
+        if self.output_loss == "ce":
+            return -(target * torch.log_softmax(logits, dim=-1)).sum(-1).mean()
+        if self.output_loss == "bce":
+            return F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / logits.shape[0]
+        return 0.5 * ((logits - target) ** 2).sum() / logits.shape[0]
+
+    def clone(self) -> "Net":
+        return Net(self.layers, [p.detach().clone() for p in self.params], self.output_loss, dict(self.meta))
+
+
+def _uniform(shape: tuple[int, ...], fan_in: int, gen: torch.Generator, dtype: torch.dtype) -> Tensor:
+    bound = 1.0 / math.sqrt(fan_in)  # torch.nn.Linear / Conv2d default range
+    return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1).mul_(bound).to(dtype)
+
+
+def _acts(i: int, n: int, act: str, param: Parameterisation) -> tuple[str, str]:
+    last = i == n - 1
+    if param == "post":
+        return "identity", ("identity" if last else act)
+    return ("identity" if i == 0 else act), "identity"
+
+
+def build_model(
+    cfg: dict[str, Any],
+    image_shape: tuple[int, int, int],
+    n_classes: int,
+    parameterisation: Parameterisation,
+    seed: int,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> Net:
+    """Build a model from its config block, initialised from ``seed`` (same weights for both
+    parameterisations, so BP and IL start from the same point)."""
+    gen = torch.Generator().manual_seed(seed)
+    kind = cfg.get("type", "mlp")
+    act = cfg.get("activation", "relu")
+    if act not in ACTIVATIONS:
+        raise ModelError(f"model.activation: unknown activation '{act}'; known: {', '.join(ACTIVATIONS)}")
+    c, h, w = image_shape
+    n_in = c * h * w
+    layers: list[LayerSpec] = []
+    params: list[Tensor] = []
+    if kind in ("mlp", "autoencoder"):
+        n_out = n_in if kind == "autoencoder" else n_classes
+        sizes = [n_in, *cfg.get("hidden", [])] + [n_out]
+        for i in range(len(sizes) - 1):
+            ia, oa = _acts(i, len(sizes) - 1, act, parameterisation)
+            layers.append(LayerSpec("linear", ia, oa, flatten_input=(i == 0)))
+            params += [_uniform((sizes[i + 1], sizes[i]), sizes[i], gen, dtype), _uniform((sizes[i + 1],), sizes[i], gen, dtype)]
+        output_loss: OutputLoss = cfg.get("output_loss", "bce" if kind == "autoencoder" else "ce")
+    elif kind == "cnn":
+        channels = cfg.get("channels", [])
+        kernels = cfg.get("kernels", [])
+        strides = cfg.get("strides", [1] * len(channels))
+        paddings = cfg.get("paddings", [0] * len(channels))
+        if not (len(channels) == len(kernels) == len(strides) == len(paddings)) or not channels:
+            raise ModelError("model: a cnn needs channels, kernels (and optional strides, paddings) of equal, non-zero length")
+        n = len(channels) + 1
+        cin, hh, ww = c, h, w
+        for i, (cout, k, s, p) in enumerate(zip(channels, kernels, strides, paddings)):
+            ia, oa = _acts(i, n, act, parameterisation)
+            layers.append(LayerSpec("conv", ia, oa, stride=s, padding=p))
+            fan = cin * k * k
+            params += [_uniform((cout, cin, k, k), fan, gen, dtype), _uniform((cout,), fan, gen, dtype)]
+            hh, ww = (hh + 2 * p - k) // s + 1, (ww + 2 * p - k) // s + 1
+            if hh < 1 or ww < 1:
+                raise ModelError(f"model: conv layer {i} leaves no spatial extent for a {h}x{w} input")
+            cin = cout
+        flat = cin * hh * ww
+        ia, oa = _acts(n - 1, n, act, parameterisation)
+        layers.append(LayerSpec("linear", ia, oa, flatten_input=True))
+        params += [_uniform((n_classes, flat), flat, gen, dtype), _uniform((n_classes,), flat, gen, dtype)]
+        output_loss = cfg.get("output_loss", "ce")
+    else:
+        raise ModelError(f"model.type: unknown model type '{kind}'; known: mlp, autoencoder, cnn")
+    params = [p.to(device) for p in params]
+    return Net(layers, params, output_loss, {"type": kind, "parameterisation": parameterisation})

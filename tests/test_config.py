@@ -1,0 +1,71 @@
+"""Config validation: the schema and the semantic checks reject bad input with a message naming the key."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from ilrepro.experiments import ConfigError, lr_label, run_spec, runs, validate_config
+
+BASE = yaml.safe_load(
+    """
+experiments:
+  e:
+    dataset: digits
+    model: {type: mlp, hidden: [8]}
+    batch_size: 1
+    updates: 100
+    eval_every: 50
+    seeds: [0, 1]
+    algorithms:
+      bp: {algorithm: bp_sgd, lr: [0.1, 0.01]}
+      il: {algorithm: il_sgd, lr: [0.05], hparams: {T: 5}}
+figures:
+  f: {notebook: alonso_e2_online, experiments: [e]}
+"""
+)
+
+
+def _bad(path: list[str], value) -> dict:
+    c = copy.deepcopy(BASE)
+    node = c
+    for k in path[:-1]:
+        node = node.setdefault(k, {})
+    node[path[-1]] = value
+    return c
+
+
+def test_valid_config_gets_defaults():
+    c = validate_config(copy.deepcopy(BASE))
+    assert c["defaults"] == {"device": "cpu", "dtype": "float32", "threads": 1}
+    assert c["data"]["download"] is False
+    assert len(runs(c)) == 6
+    spec = run_spec(c, "e", "il", "0.05", 1)
+    assert spec["hparams"] == {"T": 5} and spec["algorithm"] == "il_sgd" and spec["lr"] == 0.05
+
+
+@pytest.mark.parametrize(
+    "path,value,message",
+    [
+        (["experiments", "e", "updatez"], 3, r"'experiments.e'.*'updatez' was unexpected"),
+        (["experiments", "e", "updates"], "many", r"'experiments.e.updates'.*not of type 'integer'"),
+        (["experiments", "e", "dataset"], "mnsit", r"'experiments.e.dataset'.*'mnsit' is not one of"),
+        (["experiments", "e", "model", "hiden"], [3], r"'experiments.e.model'.*'hiden' was unexpected"),
+        (["experiments", "e", "algorithms", "bp", "lr"], 0.1, r"'experiments.e.algorithms.bp.lr'.*not of type 'array'"),
+        (["experiments", "e", "algorithms", "bp", "algorithm"], "bp_sdg", r"experiments.e.algorithms.bp.algorithm: unknown algorithm 'bp_sdg'"),
+        (["experiments", "e", "algorithms", "il", "hparams"], {"TT": 3}, r"experiments.e.algorithms.il.hparams: 'TT' is not a hyper-parameter of il_sgd"),
+        (["experiments", "e", "eval_every"], 1000, r"experiments.e.eval_every \(1000\) is larger than updates"),
+        (["figures", "f", "experiments"], ["nope"], r"figures.f.experiments: 'nope' is not an experiment"),
+        (["defaults", "device"], "tpu", r"'defaults.device'.*'tpu' is not one of"),
+    ],
+)
+def test_bad_config_is_rejected_naming_the_key(path, value, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(_bad(path, value))
+
+
+def test_lr_labels_round_trip():
+    for lr in (0.015, 1e-4, 2.5, 100, 5e-6):
+        assert float(lr_label(lr)) == lr

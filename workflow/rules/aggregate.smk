@@ -1,0 +1,15 @@
+rule aggregate:
+    """All runs of one experiment -> one tidy table and a per-(algorithm, lr) summary."""
+    input:
+        metrics=lambda w: run_files(w.exp, "metrics.parquet"),
+        meta=lambda w: run_files(w.exp, "meta.json"),
+    output:
+        table="results/{exp}/metrics.parquet",
+        summary="results/{exp}/summary.csv",
+    log:
+        "results/logs/aggregate/{exp}.log",
+    conda:
+        ENV
+    shell:
+        "python -m ilrepro aggregate --metrics {input.metrics} --meta {input.meta}"
+        " --table {output.table} --summary {output.summary} > {log} 2>&1"

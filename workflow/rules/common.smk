@@ -1,0 +1,79 @@
+# Config validation, the run table and helpers shared by every rule.
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+SRC = str(Path(workflow.basedir) / "src")
+if SRC not in sys.path:
+    sys.path.insert(0, SRC)
+
+from ilrepro import experiments as ex  # noqa: E402
+
+
+validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+try:
+    ex.check_config(config)
+except ex.ConfigError as err:
+    raise WorkflowError(f"invalid config: {err}") from None
+
+ENV = "../../environment.yml"
+# Rules run the library from this checkout, installed or not.
+# (Snakemake formats the prefix too, hence the quadrupled braces.)
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+
+
+wildcard_constraints:
+    exp=r"[A-Za-z][A-Za-z0-9_]*",
+    algo=r"[A-Za-z][A-Za-z0-9_]*",
+    lr=r"[0-9][0-9.e+-]*",
+    seed=r"\d+",
+    fig=r"[A-Za-z][A-Za-z0-9_]*",
+
+
+def run_files(exp, name):
+    return [f"{r.dir}/{name}" for r in ex.runs(config, exp)]
+
+
+def spec_arg(wildcards):
+    spec = ex.run_spec(config, wildcards.exp, wildcards.algo, wildcards.lr, int(wildcards.seed))
+    return shlex.quote(json.dumps(spec, sort_keys=True))
+
+
+def figure_cfg(fig):
+    figs = config.get("figures", {})
+    if fig not in figs:
+        raise WorkflowError(f"no figure '{fig}' in the config; known: {', '.join(sorted(figs))}")
+    return figs[fig]
+
+
+def all_figures():
+    return expand("figures/{fig}.{ext}", fig=list(config.get("figures", {})), ext=["pdf", "png"])
+
+
+def threads_per_run():
+    return int(config.get("defaults", {}).get("threads", 1))
+
+
+def figure_inputs(w):
+    exps = figure_cfg(w.fig)["experiments"]
+    return {
+        "notebook": f"notebooks/{figure_cfg(w.fig)['notebook']}.ipynb",
+        "tables": [f"results/{e}/metrics.parquet" for e in exps],
+        "summaries": [f"results/{e}/summary.csv" for e in exps],
+    }
+
+
+def figure_params(w, input, output):
+    params = dict(figure_cfg(w.fig).get("params", {}))
+    params.update(
+        figure=w.fig,
+        experiments=list(figure_cfg(w.fig)["experiments"]),
+        tables=list(input.tables),
+        summaries=list(input.summaries),
+        out_pdf=output.pdf,
+        out_png=output.png,
+    )
+    return shlex.quote(json.dumps(params))

@@ -1,0 +1,17 @@
+rule train:
+    """Train one (experiment, algorithm entry, learning rate, seed) run."""
+    output:
+        metrics="results/runs/{exp}/{algo}/lr{lr}/seed{seed}/metrics.parquet",
+        meta="results/runs/{exp}/{algo}/lr{lr}/seed{seed}/meta.json",
+    params:
+        spec=spec_arg,
+    threads: threads_per_run()
+    log:
+        "results/logs/train/{exp}/{algo}/lr{lr}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{exp}/{algo}/lr{lr}/seed{seed}.tsv"
+    conda:
+        ENV
+    shell:
+        "python -m ilrepro train --spec {params.spec} --threads {threads}"
+        " --metrics {output.metrics} --meta {output.meta} > {log} 2>&1"
