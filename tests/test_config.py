@@ -57,7 +57,7 @@ def test_valid_config_gets_defaults():
         (["experiments", "e", "algorithms", "bp", "algorithm"], "bp_sdg", r"experiments.e.algorithms.bp.algorithm: unknown algorithm 'bp_sdg'"),
         (["experiments", "e", "algorithms", "il", "hparams"], {"TT": 3}, r"experiments.e.algorithms.il.hparams: 'TT' is not a hyper-parameter of il_sgd"),
         (["experiments", "e", "eval_every"], 1000, r"experiments.e.eval_every \(1000\) is larger than updates"),
-        (["figures", "f", "experiments"], ["nope"], r"figures.f.experiments: 'nope' is not an experiment"),
+        (["figures", "f", "experiments"], ["nope"], r"figures.f.experiments: 'nope' is not one of the config's experiments"),
         (["defaults", "device"], "tpu", r"'defaults.device'.*'tpu' is not one of"),
     ],
 )

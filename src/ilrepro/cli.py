@@ -1,4 +1,4 @@
-"""Command line: ``ilrepro train | aggregate`` (what the Snakemake rules call)."""
+"""Command line: ``ilrepro train | aggregate | analyse`` (what the Snakemake rules call)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,20 @@ def _aggregate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analyse(args: argparse.Namespace) -> int:
+    from .analyses import run_analysis_spec
+    from .io import atomic_write_json, atomic_write_parquet
+
+    spec = json.loads(args.spec)
+    if args.threads:
+        spec["threads"] = args.threads
+    table, meta = run_analysis_spec(spec)
+    atomic_write_parquet(table, Path(args.table))
+    atomic_write_json(meta, Path(args.meta))
+    print(f"analysis {spec['analysis']} ({spec['kind']}): {len(table)} rows")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ilrepro", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -51,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     a.add_argument("--table", required=True, help="output: all evaluation rows (parquet)")
     a.add_argument("--summary", required=True, help="output: per algorithm and learning rate (CSV)")
     a.set_defaults(func=_aggregate)
+
+    n = sub.add_parser("analyse", help="run one analysis (a theory or diagnostic experiment)")
+    n.add_argument("--spec", required=True, help="the analysis spec as a JSON string")
+    n.add_argument("--table", required=True, help="output table (parquet)")
+    n.add_argument("--meta", required=True, help="output metadata (JSON)")
+    n.add_argument("--threads", type=int, default=0)
+    n.set_defaults(func=_analyse)
 
     args = p.parse_args(argv)
     return int(args.func(args))

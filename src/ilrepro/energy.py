@@ -22,7 +22,7 @@ import torch
 
 from .models import Net
 
-__all__ = ["InferenceConfig", "PCState", "TargetFn", "pc_state", "infer", "weight_directions", "energy"]
+__all__ = ["InferenceConfig", "PCState", "StepHook", "TargetFn", "pc_state", "infer", "weight_directions", "energy"]
 
 Tensor = torch.Tensor
 # (net, activities h_0..h_{L-1} (detached), logits mu_L (detached)) -> output target h_L
@@ -62,13 +62,13 @@ def pc_state(net: Net, h: list[Tensor], target_fn: TargetFn, feedback: bool = Fa
     L = net.n_layers
     if not feedback or L == 1:
         with torch.no_grad():
-            mu = [net.layer(l, h[l]) for l in range(L)]
+            mu = [net.layer(l, h[l], x=h[0]) for l in range(L)]
             target = target_fn(net, h, mu[-1])
             return PCState(h, mu, target, _errors(net, h, mu, target)), []
     hid = [h[l].detach().requires_grad_(True) for l in range(1, L)]
     hs = [h[0], *hid]
     with torch.enable_grad():
-        mu_g = [net.layer(l, hs[l]) for l in range(L)]
+        mu_g = [net.layer(l, hs[l], x=h[0]) for l in range(L)]
         mu = [m.detach() for m in mu_g]
         target = target_fn(net, h, mu[-1])
         errs = _errors(net, h, mu, target)
@@ -76,18 +76,35 @@ def pc_state(net: Net, h: list[Tensor], target_fn: TargetFn, feedback: bool = Fa
     return PCState(h, mu, target, errs), list(fb)
 
 
-def infer(net: Net, x: Tensor, target_fn: TargetFn, cfg: InferenceConfig, h: list[Tensor] | None = None) -> PCState:
+# called with (t, state at step t) before the step's update; t = 0 is the initial state
+StepHook = Callable[[int, PCState], None]
+
+
+def infer(
+    net: Net,
+    x: Tensor,
+    target_fn: TargetFn,
+    cfg: InferenceConfig,
+    h: list[Tensor] | None = None,
+    on_step: StepHook | None = None,
+) -> PCState:
     """Run T steps of simultaneous inference from a feedforward initialisation (or from ``h``);
-    returns the state at the final activities."""
+    returns the state at the final activities (t = T). ``on_step`` sees the state at every t = 0..T,
+    for algorithms that read the network mid-inference (Z-IL's schedule, the papers' diagnostics)."""
     if h is None:
         with torch.no_grad():
             h = net.forward(x)[:-1]
     else:
         h = list(h)
-    for _ in range(cfg.T):
+    for t in range(cfg.T):
         st, fb = pc_state(net, h, target_fn, feedback=True)
+        if on_step is not None:
+            on_step(t, st)
         h = [h[0]] + [h[l] - cfg.gamma_top * st.errors[l - 1] + cfg.gamma_bot * fb[l - 1] for l in range(1, net.n_layers)]
-    return pc_state(net, h, target_fn)[0]
+    final = pc_state(net, h, target_fn)[0]
+    if on_step is not None:
+        on_step(cfg.T, final)
+    return final
 
 
 def weight_directions(net: Net, state: PCState) -> list[Tensor]:
@@ -96,7 +113,8 @@ def weight_directions(net: Net, state: PCState) -> list[Tensor]:
     (e_{l+1} * phi'(.)) h_l^T for a post-activation linear layer."""
     ps = [p.detach().requires_grad_(True) for p in net.params]
     with torch.enable_grad():
-        mu = [net.layer(l, state.h[l].detach(), ps) for l in range(net.n_layers)]
+        x = state.h[0].detach()
+        mu = [net.layer(l, state.h[l].detach(), ps, x) for l in range(net.n_layers)]
         grads = torch.autograd.grad(mu, ps, grad_outputs=state.errors)
     b = state.h[0].shape[0]
     return [g / b for g in grads]

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from .algorithms import ALGORITHMS
+from .analyses import analysis_params
 from .data import DATASETS
 
 __all__ = [
@@ -27,11 +28,12 @@ __all__ = [
     "check_config",
     "runs",
     "run_spec",
+    "analysis_spec",
     "run_dir",
 ]
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-RUN_KEYS = ("dataset", "model", "batch_size", "updates", "eval_every", "device", "dtype")
+RUN_KEYS = ("dataset", "model", "batch_size", "updates", "eval_every", "device", "dtype", "track_bp_cosine")
 
 
 class ConfigError(ValueError):
@@ -124,10 +126,18 @@ def check_config(config: dict[str, Any]) -> None:
             labels = [lr_label(lr) for lr in entry["lr"]]
             if len(set(labels)) != len(labels):
                 raise ConfigError(f"{aw}.lr: duplicate learning rates {entry['lr']}")
+    for name, acfg in config.get("analyses", {}).items():
+        try:
+            analysis_params(acfg["kind"], acfg.get("params", {}))
+        except KeyError as exc:
+            raise ConfigError(f"analyses.{name}: {exc.args[0]}") from None
     for fig, fcfg in config.get("figures", {}).items():
-        for e in fcfg["experiments"]:
-            if e not in exps:
-                raise ConfigError(f"figures.{fig}.experiments: '{e}' is not an experiment; known: {', '.join(sorted(exps))}")
+        for key, known in (("experiments", exps), ("analyses", config.get("analyses", {}))):
+            for e in fcfg.get(key, []):
+                if e not in known:
+                    raise ConfigError(f"figures.{fig}.{key}: '{e}' is not one of the config's {key}; known: {', '.join(sorted(known))}")
+        if not fcfg.get("experiments") and not fcfg.get("analyses"):
+            raise ConfigError(f"figures.{fig}: needs at least one of 'experiments' or 'analyses'")
 
 
 def runs(config: dict[str, Any], experiment: str | None = None) -> list[Run]:
@@ -141,6 +151,21 @@ def runs(config: dict[str, Any], experiment: str | None = None) -> list[Run]:
                 for seed in exp["seeds"]:
                     out.append(Run(name, label, lr_label(lr), int(seed)))
     return out
+
+
+def analysis_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The full description of one analysis job: its kind, parameters (defaults filled in) and settings."""
+    if name not in config.get("analyses", {}):
+        raise ConfigError(f"no analysis '{name}' in the config; known: {', '.join(sorted(config.get('analyses', {})))}")
+    a = config["analyses"][name]
+    defaults = config.get("defaults", {})
+    return {
+        "analysis": name,
+        "kind": a["kind"],
+        "params": analysis_params(a["kind"], copy.deepcopy(a.get("params", {}))),
+        "device": a.get("device", defaults.get("device", "cpu")),
+        "data": copy.deepcopy(config.get("data", {})),
+    }
 
 
 def run_spec(config: dict[str, Any], experiment: str, algo: str, lr: str, seed: int) -> dict[str, Any]:

@@ -86,22 +86,20 @@ class Net:
             return F.linear(a, w, b)
         return F.conv2d(a, w, b, stride=spec.stride, padding=spec.padding)
 
-    def layer(self, l: int, h: Tensor, params: list[Tensor] | None = None) -> Tensor:
-        """mu_{l+1} = f_l(h_l; theta_l)."""
+    def layer(self, l: int, h: Tensor, params: list[Tensor] | None = None, x: Tensor | None = None) -> Tensor:
+        """mu_{l+1} = f_l(h_l; theta_l). ``x`` is the clamped input h_0: a chain ignores it, a model whose
+        layers also read the input (the many-to-one RNN reads one image row per step) uses it."""
         return ACTIVATIONS[self.layers[l].out_act](self.affine(l, self.presynaptic(l, h), params))
 
     def forward(self, x: Tensor, params: list[Tensor] | None = None) -> list[Tensor]:
         """Feedforward pass; returns every layer's activity [h_0 = x, h_1, ..., h_L = logits]."""
         hs = [x]
         for l in range(self.n_layers):
-            hs.append(self.layer(l, hs[-1], params))
+            hs.append(self.layer(l, hs[-1], params, x))
         return hs
 
     def logits(self, x: Tensor, params: list[Tensor] | None = None) -> Tensor:
-        h = x
-        for l in range(self.n_layers):
-            h = self.layer(l, h, params)
-        return h
+        return self.forward(x, params)[-1]
 
     # ---------------------------------------------------------------------------------- the output
     def link(self, logits: Tensor) -> Tensor:

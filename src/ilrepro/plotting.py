@@ -12,16 +12,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .algorithms import display_name  # noqa: E402
 from .io import atomic_write  # noqa: E402
 
-__all__ = ["read_tables", "selected_runs", "save_figure", "ALGO_LABELS"]
+__all__ = ["read_tables", "selected_runs", "save_figure", "display_name"]
 
-ALGO_LABELS = {
-    "bp_sgd": "BP-SGD",
-    "bp_adam": "BP-Adam",
-    "il_sgd": "IL-SGD",
-    "il_adam": "IL-Adam",
-}
 
 
 def read_tables(tables: Sequence[str], summaries: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -34,7 +29,7 @@ def selected_runs(table: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """The rows of each algorithm entry at its selected learning rate (best mean final accuracy)."""
     sel = summary.loc[summary["selected"], ["experiment", "algo", "lr"]]
     out = table.merge(sel, on=["experiment", "algo", "lr"])
-    out["label"] = [f"{ALGO_LABELS.get(a, a)} (α={lr:g})" for a, lr in zip(out["algorithm"], out["lr"])]
+    out["label"] = [f"{display_name(a)} (α={lr:g})" for a, lr in zip(out["algorithm"], out["lr"])]
     return out
 
 

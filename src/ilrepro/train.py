@@ -17,11 +17,12 @@ import torch
 
 from . import __version__
 from .algorithms import ALGORITHMS, make_algorithm
+from .algorithms.bp import bp_gradient
 from .data import Dataset, load_dataset
 from .io import atomic_write_json, atomic_write_parquet
 from .models import Net, build_model
 
-__all__ = ["train", "evaluate", "run_and_save", "DTYPES", "resolve_device"]
+__all__ = ["train", "evaluate", "cosine", "run_and_save", "environment_meta", "DTYPES", "resolve_device"]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -66,6 +67,14 @@ def evaluate(net: Net, data: Dataset, chunk: int = 10_000) -> dict[str, float]:
     return {"test_acc": acc, "test_loss": loss, "test_ce": ce}
 
 
+def cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """Cosine similarity of two parameter-shaped lists, taken as one flat vector each."""
+    dot = sum(float((x * y).sum()) for x, y in zip(a, b, strict=True))
+    na = math.sqrt(sum(float((x * x).sum()) for x in a))
+    nb = math.sqrt(sum(float((y * y).sum()) for y in b))
+    return dot / (na * nb) if na > 0 and nb > 0 else float("nan")
+
+
 def _finite(net: Net) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in net.params)
 
@@ -89,6 +98,7 @@ def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     algo = make_algorithm(name, net, float(spec["lr"]), spec.get("hparams"))
 
     updates, every, bsz = int(spec["updates"]), int(spec["eval_every"]), int(spec["batch_size"])
+    track_bp = bool(spec.get("track_bp_cosine", False))
     n_train = len(data.train_y)
     if bsz > n_train:
         raise ValueError(f"batch_size {bsz} is larger than the training set ({n_train})")
@@ -109,14 +119,17 @@ def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
         target = _targets(net, x, data.train_y[idx], data.n_classes)
         is_eval = u % every == 0 or u == updates
         before = [w.clone() for w in net.weights] if is_eval else None
+        bp = bp_gradient(net, x, target) if is_eval and track_bp else None
         ts = time.perf_counter()
-        algo.step(net, x, target)
+        grads = algo.step(net, x, target)
         train_time += time.perf_counter() - ts
         done = u
         if is_eval:
             assert before is not None
             delta = math.sqrt(sum(float(((w - b) ** 2).sum()) for w, b in zip(net.weights, before)))
             row = {"update": u, **evaluate(net, data), "delta_norm": delta}
+            if bp is not None:
+                row["bp_cosine"] = cosine(grads, bp)
             rows.append(row)
             if not _finite(net) or not math.isfinite(row["test_loss"]) or not math.isfinite(delta):
                 status = "diverged"
@@ -136,9 +149,18 @@ def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
         "wall_s": wall,
         "train_s": train_time,
         "updates_per_s": done / train_time if train_time > 0 else float("nan"),
+        **environment_meta(device),
+    }
+    return df, meta
+
+
+def environment_meta(device: torch.device | str) -> dict[str, Any]:
+    """Where and with what a job ran: device, hardware, threads, library versions, host, SLURM job."""
+    device = resolve_device(str(device))
+    return {
         "device": str(device),
         "hardware": _hardware(device),
-        "threads": threads,
+        "threads": torch.get_num_threads(),
         "versions": {
             "ilrepro": __version__,
             "python": platform.python_version(),
@@ -149,7 +171,6 @@ def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
         "host": socket.gethostname(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
     }
-    return df, meta
 
 
 def _hardware(device: torch.device) -> str:

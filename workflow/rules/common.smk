@@ -31,6 +31,7 @@ wildcard_constraints:
     lr=r"[0-9][0-9.e+-]*",
     seed=r"\d+",
     fig=r"[A-Za-z][A-Za-z0-9_]*",
+    name=r"[A-Za-z][A-Za-z0-9_]*",
 
 
 def run_files(exp, name):
@@ -57,22 +58,31 @@ def threads_per_run():
     return int(config.get("defaults", {}).get("threads", 1))
 
 
+def analysis_arg(wildcards):
+    return shlex.quote(json.dumps(ex.analysis_spec(config, wildcards.name), sort_keys=True))
+
+
 def figure_inputs(w):
-    exps = figure_cfg(w.fig)["experiments"]
+    fc = figure_cfg(w.fig)
+    exps, anas = fc.get("experiments", []), fc.get("analyses", [])
     return {
-        "notebook": f"notebooks/{figure_cfg(w.fig)['notebook']}.ipynb",
+        "notebook": f"notebooks/{fc['notebook']}.ipynb",
         "tables": [f"results/{e}/metrics.parquet" for e in exps],
         "summaries": [f"results/{e}/summary.csv" for e in exps],
+        "analysis_tables": [f"results/analyses/{a}.parquet" for a in anas],
     }
 
 
 def figure_params(w, input, output):
-    params = dict(figure_cfg(w.fig).get("params", {}))
+    fc = figure_cfg(w.fig)
+    params = dict(fc.get("params", {}))
     params.update(
         figure=w.fig,
-        experiments=list(figure_cfg(w.fig)["experiments"]),
+        experiments=list(fc.get("experiments", [])),
+        analyses=list(fc.get("analyses", [])),
         tables=list(input.tables),
         summaries=list(input.summaries),
+        analysis_tables=list(input.analysis_tables),
         out_pdf=output.pdf,
         out_png=output.png,
     )

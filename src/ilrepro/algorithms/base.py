@@ -15,7 +15,7 @@ from ..models import Net, Parameterisation
 
 Tensor = torch.Tensor
 
-__all__ = ["Algorithm", "ALGORITHMS", "register", "make_algorithm", "AlgorithmError"]
+__all__ = ["Algorithm", "ALGORITHMS", "register", "make_algorithm", "display_name", "AlgorithmError"]
 
 
 class AlgorithmError(ValueError):
@@ -24,6 +24,7 @@ class AlgorithmError(ValueError):
 
 class Algorithm:
     name: ClassVar[str]
+    label: ClassVar[str] = ""  # display name in figures (defaults to ``name``)
     parameterisation: ClassVar[Parameterisation] = "post"
     optimiser: ClassVar[str] = "sgd"  # "sgd" | "adam" | "none" (the update is applied as returned, lr 1)
     defaults: ClassVar[dict[str, Any]] = {}
@@ -51,11 +52,14 @@ class Algorithm:
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         raise NotImplementedError
 
-    def step(self, net: Net, x: Tensor, target: Tensor) -> None:
-        """One update on a batch; ``target`` is one-hot labels (classification) or the input (autoencoder)."""
-        for p, g in zip(net.params, self.gradient(net, x, target)):
+    def step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+        """One update on a batch; ``target`` is one-hot labels (classification) or the input (autoencoder).
+        Returns the gradient estimate that was handed to the optimiser."""
+        grads = self.gradient(net, x, target)
+        for p, g in zip(net.params, grads):
             p.grad = g
         self.opt.step()
+        return grads
 
 
 ALGORITHMS: dict[str, type[Algorithm]] = {}
@@ -64,6 +68,11 @@ ALGORITHMS: dict[str, type[Algorithm]] = {}
 def register(cls: type[Algorithm]) -> type[Algorithm]:
     ALGORITHMS[cls.name] = cls
     return cls
+
+
+def display_name(name: str) -> str:
+    cls = ALGORITHMS.get(name)
+    return (cls.label or cls.name) if cls is not None else name
 
 
 def make_algorithm(name: str, net: Net, lr: float, hparams: dict[str, Any] | None = None) -> Algorithm:

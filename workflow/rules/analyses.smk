@@ -1,0 +1,17 @@
+rule analysis:
+    """One theory or diagnostic experiment (config `analyses:`) -> a tidy table."""
+    output:
+        table="results/analyses/{name}.parquet",
+        meta="results/analyses/{name}.json",
+    params:
+        spec=analysis_arg,
+    threads: threads_per_run()
+    log:
+        "results/logs/analyses/{name}.log",
+    benchmark:
+        "results/benchmarks/analyses/{name}.tsv"
+    conda:
+        ENV
+    shell:
+        "python -m ilrepro analyse --spec {params.spec} --threads {threads}"
+        " --table {output.table} --meta {output.meta} > {log} 2>&1"
