@@ -56,15 +56,22 @@ def _errors(net: Net, h: list[Tensor], mu: list[Tensor], target: Tensor) -> list
     return hidden + [target - net.link(mu[-1])]
 
 
-def pc_state(net: Net, h: list[Tensor], target_fn: TargetFn, feedback: bool = False) -> tuple[PCState, list[Tensor]]:
+def pc_state(
+    net: Net, h: list[Tensor], target_fn: TargetFn, feedback: bool = False, mu0: Tensor | None = None
+) -> tuple[PCState, list[Tensor]]:
     """Predictions and errors at activities ``h`` (h_0..h_{L-1}); with ``feedback`` also the terms
-    J_l^T e_{l+1} for the hidden layers l = 1..L-1, from one vector-Jacobian product."""
+    J_l^T e_{l+1} for the hidden layers l = 1..L-1 (vector-Jacobian products: written out for linear
+    layers, one autograd call otherwise). ``mu0``: the first layer's prediction, if already known (the
+    input is clamped, so it does not change during inference)."""
     L = net.n_layers
-    if not feedback or L == 1:
+    fast = net.local_vjp
+    if not feedback or L == 1 or fast:
         with torch.no_grad():
-            mu = [net.layer(l, h[l], x=h[0]) for l in range(L)]
+            mu = [mu0 if (l == 0 and mu0 is not None) else net.layer(l, h[l], x=h[0]) for l in range(L)]
             target = target_fn(net, h, mu[-1])
-            return PCState(h, mu, target, _errors(net, h, mu, target)), []
+            errs = _errors(net, h, mu, target)
+            fb = [net.linear_vjp(l, h[l], mu[l], errs[l], "input")[0] for l in range(1, L)] if feedback else []
+        return PCState(h, mu, target, errs), fb
     hid = [h[l].detach().requires_grad_(True) for l in range(1, L)]
     hs = [h[0], *hid]
     with torch.enable_grad():
@@ -96,12 +103,15 @@ def infer(
             h = net.forward(x)[:-1]
     else:
         h = list(h)
+    with torch.no_grad():
+        mu0 = net.layer(0, h[0], x=h[0])
     for t in range(cfg.T):
-        st, fb = pc_state(net, h, target_fn, feedback=True)
+        st, fb = pc_state(net, h, target_fn, feedback=True, mu0=mu0)
         if on_step is not None:
             on_step(t, st)
-        h = [h[0]] + [h[l] - cfg.gamma_top * st.errors[l - 1] + cfg.gamma_bot * fb[l - 1] for l in range(1, net.n_layers)]
-    final = pc_state(net, h, target_fn)[0]
+        with torch.no_grad():
+            h = [h[0]] + [h[l] - cfg.gamma_top * st.errors[l - 1] + cfg.gamma_bot * fb[l - 1] for l in range(1, net.n_layers)]
+    final = pc_state(net, h, target_fn, mu0=mu0)[0]
     if on_step is not None:
         on_step(cfg.T, final)
     return final
@@ -111,12 +121,19 @@ def weight_directions(net: Net, state: PCState) -> list[Tensor]:
     """-dF/dtheta for every parameter at the state's activities (batch mean): for layer l the
     vector-Jacobian product of f_l(h_l; theta_l) with the local error e_{l+1}, e.g.
     (e_{l+1} * phi'(.)) h_l^T for a post-activation linear layer."""
+    b = state.h[0].shape[0]
+    if net.local_vjp:
+        with torch.no_grad():
+            return [
+                g / b
+                for l in range(net.n_layers)
+                for g in net.linear_vjp(l, state.h[l], state.mu[l], state.errors[l], "params")
+            ]
     ps = [p.detach().requires_grad_(True) for p in net.params]
     with torch.enable_grad():
         x = state.h[0].detach()
         mu = [net.layer(l, state.h[l].detach(), ps, x) for l in range(net.n_layers)]
         grads = torch.autograd.grad(mu, ps, grad_outputs=state.errors)
-    b = state.h[0].shape[0]
     return [g / b for g in grads]
 
 

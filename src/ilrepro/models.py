@@ -42,6 +42,20 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 }
 
 
+# Derivatives of the activations, as functions of the activation's output (for out_act, where mu is at
+# hand) or of its input (for in_act). Identity needs none.
+_D_FROM_OUTPUT: dict[str, Callable[[Tensor], Tensor]] = {
+    "relu": lambda y: (y > 0).to(y.dtype),
+    "sigmoid": lambda y: y * (1 - y),
+    "tanh": lambda y: 1 - y * y,
+}
+_D_FROM_INPUT: dict[str, Callable[[Tensor], Tensor]] = {
+    "relu": lambda h: (h > 0).to(h.dtype),
+    "sigmoid": lambda h: torch.sigmoid(h) * (1 - torch.sigmoid(h)),
+    "tanh": lambda h: 1 - torch.tanh(h) ** 2,
+}
+
+
 @dataclass(frozen=True)
 class LayerSpec:
     kind: Literal["linear", "conv"]
@@ -90,6 +104,25 @@ class Net:
         """mu_{l+1} = f_l(h_l; theta_l). ``x`` is the clamped input h_0: a chain ignores it, a model whose
         layers also read the input (the many-to-one RNN reads one image row per step) uses it."""
         return ACTIVATIONS[self.layers[l].out_act](self.affine(l, self.presynaptic(l, h), params))
+
+    @property
+    def local_vjp(self) -> bool:
+        """True when every layer is a plain linear layer of this class, whose vector-Jacobian products
+        :meth:`linear_vjp` writes out (the fast path of the inference loop); else autograd is used."""
+        return type(self).layer is Net.layer and all(s.kind == "linear" for s in self.layers)
+
+    def linear_vjp(self, l: int, h: Tensor, mu: Tensor, e: Tensor, wrt: Literal["input", "params"]) -> list[Tensor]:
+        """For linear layer l with output mu = f_l(h) and a cotangent e on it: ``wrt="input"`` gives
+        [J_h^T e]; ``wrt="params"`` gives [dW, db] = [g^T a, sum_b g] with g = e * out_act'(.), a the
+        presynaptic activity — the local Hebbian product, summed over the batch. Tested against autograd."""
+        spec = self.layers[l]
+        g = e * _D_FROM_OUTPUT[spec.out_act](mu) if spec.out_act != "identity" else e
+        if wrt == "params":
+            return [g.T @ self.presynaptic(l, h), g.sum(0)]
+        dh = g @ self.params[2 * l]
+        if spec.flatten_input:
+            dh = dh.reshape(h.shape)
+        return [dh * _D_FROM_INPUT[spec.in_act](h) if spec.in_act != "identity" else dh]
 
     def forward(self, x: Tensor, params: list[Tensor] | None = None) -> list[Tensor]:
         """Feedforward pass; returns every layer's activity [h_0 = x, h_1, ..., h_L = logits]."""

@@ -1,0 +1,159 @@
+"""The IL-prox family of Alonso et al. 2022 (IL as implicit SGD), the BP-prox control, and the exact
+implicit-SGD reference — all on the pre-activation parameterisation  mu_{l+1} = W_l phi(h_l) + b_l.
+
+IL-prox: during inference the output target is the closed-form implicit-SGD output, recomputed at every
+step,  h_L = p + kappa (y - p),  kappa = alpha n / (1 + alpha n),  n = mean_b ||a_{L-1}||^2 + 1 + eps
+(p the prediction, a_{L-1} the last layer's presynaptic activity). The weight update has no step size of
+its own:  dW_l = mean_b[e_{l+1} a_l^T] / n_l,  db_l = mean_b[e_{l+1}] / n_l,  n_l = mean_b||a_l||^2 + 1 + eps.
+alpha (the config's ``lr``) enters only through kappa, which saturates at 1: the stability mechanism.
+
+Following the paper's mathematics rather than the authors' code: n averages over the batch (the code
+sums, so kappa ~ 1 at B = 64); the first target includes the +1; biases are updated; the output error is
+not halved.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..energy import InferenceConfig, TargetFn, infer, weight_directions
+from ..models import Net
+from .base import Algorithm, Tensor, register
+from .bp import bp_gradient
+
+__all__ = ["ILProx", "ILProxFast", "ILProxAdam", "BPProx", "ImplicitSGD", "prox_target", "activity_norm", "implicit_sgd_solve"]
+
+
+def activity_norm(a: Tensor) -> Tensor:
+    """mean_b ||a||^2 — for convolutional activity (B, C, H, W), the mean over batch and positions of
+    the channel-wise squared norm (Alonso et al.'s n_l for conv layers)."""
+    if a.dim() == 4:
+        return (a**2).sum(1).mean()
+    return (a.flatten(1) ** 2).sum(1).mean()
+
+
+def prox_kappa(net: Net, h: list[Tensor], alpha: float, eps: float) -> Tensor:
+    last = net.n_layers - 1
+    n = activity_norm(net.presynaptic(last, h[last])) + 1.0 + eps
+    return alpha * n / (1.0 + alpha * n)
+
+
+def prox_target(y: Tensor, alpha: float, eps: float) -> TargetFn:
+    """The implicit-SGD output target h_L = p + kappa (y - p), recomputed from the current state."""
+
+    def target(net: Net, h: list[Tensor], logits: Tensor) -> Tensor:
+        p = net.link(logits)
+        return p + prox_kappa(net, h, alpha, eps) * (y - p)
+
+    return target
+
+
+@register
+class ILProx(Algorithm):
+    name = "il_prox"
+    label = "IL-prox"
+    parameterisation = "pre"
+    optimiser = "none"
+    defaults = {"T": 25, "gamma_bot": 0.015, "gamma_top": 0.015, "eps": 0.0}
+
+    def inference_config(self) -> InferenceConfig:
+        return InferenceConfig(int(self.hp["T"]), float(self.hp["gamma_bot"]), float(self.hp["gamma_top"]))
+
+    def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+        eps = float(self.hp["eps"])
+        state = infer(net, x, prox_target(target, self.lr, eps), self.inference_config())
+        dirs = weight_directions(net, state)
+        out = []
+        for l in range(net.n_layers):
+            n_l = activity_norm(net.presynaptic(l, state.h[l])) + 1.0 + eps
+            out += [-dirs[2 * l] / n_l, -dirs[2 * l + 1] / n_l]
+        return out
+
+
+@register
+class ILProxFast(ILProx):
+    name = "il_prox_fast"
+    label = "IL-prox Fast"
+    defaults = {"T": 12, "gamma_bot": 0.025, "gamma_top": 0.0, "eps": 0.0}
+
+
+@register
+class ILProxAdam(ILProx):
+    """The normalised local gradient of IL-prox fed to Adam (``adam_lr``); ``lr`` is the target's alpha."""
+
+    name = "il_prox_adam"
+    label = "IL-prox Adam"
+    optimiser = "adam"
+    defaults = {"T": 20, "gamma_bot": 0.02, "gamma_top": 0.015, "eps": 5.0, "adam_lr": 3e-5}
+
+    def opt_lr(self) -> float:
+        return float(self.hp["adam_lr"])
+
+
+@register
+class BPProx(Algorithm):
+    """Control: a feedforward pass, the same kappa-mixed soft target, backprop of its cross-entropy, and
+    each layer's gradient divided by (mean_b ||a_l||^2 + eps) — as the sheet states it (no +1)."""
+
+    name = "bp_prox"
+    label = "BP-prox"
+    parameterisation = "pre"
+    optimiser = "none"
+    defaults = {"eps": 0.0}
+
+    def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+        eps = float(self.hp["eps"])
+        with torch.no_grad():
+            h = net.forward(x)
+            soft = prox_target(target, self.lr, eps)(net, h, h[-1])
+        grads = bp_gradient(net, x, soft)
+        out = []
+        for l in range(net.n_layers):
+            n_l = activity_norm(net.presynaptic(l, h[l])) + eps
+            out += [grads[2 * l] / n_l, grads[2 * l + 1] / n_l]
+        return out
+
+
+def implicit_sgd_solve(
+    net: Net, x: Tensor, target: Tensor, alpha: float, tol: float, max_iter: int = 2000
+) -> tuple[list[Tensor], float]:
+    """argmin_phi L(phi) + ||phi - theta||^2 / (2 alpha), solved by L-BFGS (strong Wolfe line search)
+    until the proximal objective's gradient has max-norm <= tol, or the line search makes no progress at
+    all, or max_iter. Returns (phi, final gradient 2-norm).
+
+    For smooth activations the stationarity condition grad L(phi) + (phi - theta)/alpha = 0 is met to
+    ``tol``. With ReLU the minimiser can sit on a kink, where only a subgradient vanishes: the solver then
+    stops on the objective and the returned residual says how far the gradient is from 0."""
+    theta = [p.detach() for p in net.params]
+    phi = [p.clone().requires_grad_(True) for p in theta]
+    opt = torch.optim.LBFGS(phi, lr=1.0, max_iter=max_iter, max_eval=2 * max_iter, tolerance_grad=tol,
+                            tolerance_change=0.0, history_size=50, line_search_fn="strong_wolfe")
+
+    def objective() -> Tensor:
+        opt.zero_grad()
+        prox = sum(((p - t) ** 2).sum() for p, t in zip(phi, theta)) / (2.0 * alpha)
+        value = net.loss(net.logits(x, phi), target) + prox
+        value.backward()
+        return value
+
+    with torch.enable_grad():
+        opt.step(objective)
+        objective()
+    gnorm = float(torch.sqrt(sum((p.grad**2).sum() for p in phi)))
+    return [p.detach() for p in phi], gnorm
+
+
+@register
+class ImplicitSGD(Algorithm):
+    """The implicit-SGD reference: an exact proximal step, solved to a stated tolerance (``tol`` on the
+    norm of the proximal objective's gradient) rather than a fixed number of steps."""
+
+    name = "implicit_sgd"
+    label = "implicit SGD"
+    parameterisation = "pre"
+    optimiser = "none"
+    defaults = {"tol": 1e-6, "max_iter": 2000}
+
+    def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+        phi, self.last_residual = implicit_sgd_solve(net, x, target, self.lr, float(self.hp["tol"]), int(self.hp["max_iter"]))
+        return [p - q for p, q in zip(net.params, phi)]
