@@ -84,3 +84,13 @@ def test_fashion_mnist_from_debian_package(tmp_path):
     ds = load_dataset("fashion_mnist", tmp_path / "empty")
     assert ds.train_x.shape == (60000, 1, 28, 28) and ds.test_x.shape == (10000, 1, 28, 28)
     assert torch.bincount(ds.test_y).tolist() == [1000] * 10
+
+
+def test_digits_read_from_csv_equal_sklearn_loader():
+    from sklearn.datasets import load_digits
+
+    from ilrepro.data import _digits_arrays
+
+    pixels, labels = _digits_arrays()
+    ref = load_digits()
+    assert np.array_equal(pixels, ref.data) and np.array_equal(labels, ref.target)

@@ -1,6 +1,10 @@
 """Aggregate one experiment's runs into tidy tables: every evaluation row of every run, and a summary
 per (algorithm entry, learning rate) with the learning rate selected as the paper does — best mean
-*final* accuracy over seeds (lowest final test loss where there is no accuracy, e.g. the autoencoder)."""
+*final* accuracy over seeds (lowest final test loss where there is no accuracy, e.g. the autoencoder).
+
+The summary has what Alonso et al.'s tables report: final and max-over-curve accuracy (mean, std over
+seeds), the update of convergence (first evaluation reaching 99 % of the run's best accuracy), mean,
+variance, final and max ||dtheta||, the path length where tracked, divergences and speed."""
 
 from __future__ import annotations
 
@@ -36,6 +40,13 @@ def _final(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values("update").groupby(KEYS + ["seed"], as_index=False).tail(1)
 
 
+def _converged_update(run: pd.DataFrame, frac: float = 0.99) -> float:
+    """The first evaluated update at which a run reaches ``frac`` of its best test accuracy."""
+    acc = run.sort_values("update")
+    hit = acc[acc["test_acc"] >= frac * acc["test_acc"].max()]
+    return float(hit["update"].iloc[0]) if len(hit) else float("nan")
+
+
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
     has_acc = "test_acc" in table.columns and table["test_acc"].notna().any()
     final = _final(table)
@@ -48,15 +59,21 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
         final_loss_std=("test_loss", "std"),
         updates_per_s=("updates_per_s", "mean"),
     )
+    per_run = table.groupby(KEYS + ["seed"])
     if has_acc:
         out["final_acc_mean"] = g["test_acc"].mean()
         out["final_acc_std"] = g["test_acc"].std()
-        peak = table.groupby(KEYS + ["seed"])["test_acc"].max().groupby(KEYS)
+        peak = per_run["test_acc"].max().groupby(KEYS)
         out["max_acc_mean"] = peak.mean()
         out["max_acc_std"] = peak.std()
+        out["converged_update_mean"] = per_run.apply(_converged_update, include_groups=False).groupby(KEYS).mean()
     moves = table.dropna(subset=["delta_norm"]).groupby(KEYS)["delta_norm"]
     out["delta_norm_mean"] = moves.mean()
     out["delta_norm_var"] = moves.var()
+    out["final_delta_norm_mean"] = g["delta_norm"].mean()
+    out["max_delta_norm_mean"] = table.groupby(KEYS + ["seed"])["delta_norm"].max().groupby(KEYS).mean()
+    if "path_length" in table.columns:
+        out["path_length_mean"] = g["path_length"].mean()
     out = out.reset_index()
     score = out["final_acc_mean"] if has_acc else -out["final_loss_mean"]
     score = score.where(np.isfinite(score), -np.inf)

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-RUN_KEYS = ("dataset", "model", "batch_size", "updates", "eval_every", "device", "dtype", "track_bp_cosine")
+RUN_KEYS = ("dataset", "model", "batch_size", "updates", "eval_every", "device", "dtype", "track_bp_cosine", "track_path_length")
 
 
 class ConfigError(ValueError):

@@ -1,5 +1,5 @@
-"""Helpers the figure notebooks share: read aggregated tables, pick the selected learning rates,
-save a figure as PDF and PNG atomically."""
+"""Helpers the figure notebooks share: read aggregated tables, pick the selected learning rates, draw
+the common panel types, and save a figure (PDF + PNG) and its table (CSV) atomically."""
 
 from __future__ import annotations
 
@@ -11,18 +11,36 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
 
 from .algorithms import display_name  # noqa: E402
-from .io import atomic_write  # noqa: E402
+from .io import atomic_write, atomic_write_csv  # noqa: E402
 
-__all__ = ["read_tables", "selected_runs", "save_figure", "display_name"]
+__all__ = [
+    "read_tables",
+    "read_analyses",
+    "selected_runs",
+    "curves",
+    "save_figure",
+    "table_path",
+    "display_name",
+    "setup",
+]
 
+
+def setup() -> None:
+    sns.set_theme(style="whitegrid", context="paper")
 
 
 def read_tables(tables: Sequence[str], summaries: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     t = pd.concat([pd.read_parquet(p) for p in tables], ignore_index=True)
     s = pd.concat([pd.read_csv(p) for p in summaries], ignore_index=True)
+    s["name"] = [display_name(a) for a in s["algorithm"]]
     return t, s
+
+
+def read_analyses(paths: Sequence[str]) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
 
 
 def selected_runs(table: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
@@ -33,7 +51,24 @@ def selected_runs(table: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def save_figure(fig: plt.Figure, pdf: str, png: str, dpi: int = 150) -> None:
-    for path, kw in ((pdf, {}), (png, {"dpi": dpi})):
+def curves(runs: pd.DataFrame, metric: str, ax: plt.Axes, upto: int | None = None, ylabel: str | None = None) -> None:
+    """metric vs update, one line per algorithm (mean ± std over seeds)."""
+    data = runs if upto is None else runs[runs["update"] <= upto]
+    sns.lineplot(data=data, x="update", y=metric, hue="label", errorbar="sd", ax=ax, marker="o", markersize=2.5)
+    ax.set_xlabel("update")
+    ax.set_ylabel(ylabel or metric.replace("_", " "))
+    ax.legend(title=None, fontsize=7)
+
+
+def table_path(out_pdf: str) -> str:
+    """The CSV table written next to a figure: figures/<name>.csv."""
+    return str(Path(out_pdf).with_suffix(".csv"))
+
+
+def save_figure(fig: plt.Figure, pdf: str, png: str, table: pd.DataFrame | None = None, dpi: int = 150) -> None:
+    for path in (pdf, png):
         suffix = Path(path).suffix.lstrip(".")
+        kw = {"dpi": dpi} if suffix == "png" else {}
         atomic_write(Path(path), lambda p, kw=kw, suffix=suffix: fig.savefig(p, format=suffix, bbox_inches="tight", **kw))
+    if table is not None:
+        atomic_write_csv(table, Path(table_path(pdf)))

@@ -99,6 +99,8 @@ def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
 
     updates, every, bsz = int(spec["updates"]), int(spec["eval_every"]), int(spec["batch_size"])
     track_bp = bool(spec.get("track_bp_cosine", False))
+    track_path = bool(spec.get("track_path_length", False))  # sum of ||dtheta|| over every update
+    path = 0.0
     n_train = len(data.train_y)
     if bsz > n_train:
         raise ValueError(f"batch_size {bsz} is larger than the training set ({n_train})")
@@ -106,6 +108,8 @@ def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     perm, pos = torch.randperm(n_train, generator=gen), 0
 
     rows: list[dict[str, float]] = [{"update": 0, **evaluate(net, data), "delta_norm": float("nan")}]
+    if track_path:
+        rows[0]["path_length"] = 0.0
     status = "ok"
     t0 = time.perf_counter()
     train_time = 0.0
@@ -118,16 +122,19 @@ def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
         x = data.train_x[idx]
         target = _targets(net, x, data.train_y[idx], data.n_classes)
         is_eval = u % every == 0 or u == updates
-        before = [w.clone() for w in net.weights] if is_eval else None
+        before = [w.clone() for w in net.weights] if (is_eval or track_path) else None
         bp = bp_gradient(net, x, target) if is_eval and track_bp else None
         ts = time.perf_counter()
         grads = algo.step(net, x, target)
         train_time += time.perf_counter() - ts
         done = u
-        if is_eval:
-            assert before is not None
+        if before is not None:
             delta = math.sqrt(sum(float(((w - b) ** 2).sum()) for w, b in zip(net.weights, before)))
+            path += delta
+        if is_eval:
             row = {"update": u, **evaluate(net, data), "delta_norm": delta}
+            if track_path:
+                row["path_length"] = path
             if bp is not None:
                 row["bp_cosine"] = cosine(grads, bp)
             rows.append(row)

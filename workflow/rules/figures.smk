@@ -5,6 +5,7 @@ rule figure:
     output:
         pdf="figures/{fig}.pdf",
         png="figures/{fig}.png",
+        csv="figures/{fig}.csv",
         notebook="results/notebooks/{fig}.ipynb",
     params:
         yaml=figure_params,

@@ -59,9 +59,12 @@ class ILProx(Algorithm):
     def inference_config(self) -> InferenceConfig:
         return InferenceConfig(int(self.hp["T"]), float(self.hp["gamma_bot"]), float(self.hp["gamma_top"]))
 
+    def target_fn(self, y: Tensor) -> TargetFn:
+        return prox_target(y, self.lr, float(self.hp["eps"]))
+
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         eps = float(self.hp["eps"])
-        state = infer(net, x, prox_target(target, self.lr, eps), self.inference_config())
+        state = infer(net, x, self.target_fn(target), self.inference_config())
         dirs = weight_directions(net, state)
         out = []
         for l in range(net.n_layers):
@@ -115,11 +118,12 @@ class BPProx(Algorithm):
 
 
 def implicit_sgd_solve(
-    net: Net, x: Tensor, target: Tensor, alpha: float, tol: float, max_iter: int = 2000
+    net: Net, x: Tensor, target: Tensor, alpha: float, tol: float, max_iter: int = 500, ftol: float = 1e-12
 ) -> tuple[list[Tensor], float]:
     """argmin_phi L(phi) + ||phi - theta||^2 / (2 alpha), solved by L-BFGS (strong Wolfe line search)
-    until the proximal objective's gradient has max-norm <= tol, or the line search makes no progress at
-    all, or max_iter. Returns (phi, final gradient 2-norm).
+    until the proximal objective's gradient has max-norm <= tol, or an iteration changes the objective
+    (or moves phi) by less than ``ftol`` (0: only when it makes no progress at all), or max_iter.
+    Returns (phi, final gradient 2-norm).
 
     For smooth activations the stationarity condition grad L(phi) + (phi - theta)/alpha = 0 is met to
     ``tol``. With ReLU the minimiser can sit on a kink, where only a subgradient vanishes: the solver then
@@ -127,7 +131,7 @@ def implicit_sgd_solve(
     theta = [p.detach() for p in net.params]
     phi = [p.clone().requires_grad_(True) for p in theta]
     opt = torch.optim.LBFGS(phi, lr=1.0, max_iter=max_iter, max_eval=2 * max_iter, tolerance_grad=tol,
-                            tolerance_change=0.0, history_size=50, line_search_fn="strong_wolfe")
+                            tolerance_change=ftol, history_size=50, line_search_fn="strong_wolfe")
 
     def objective() -> Tensor:
         opt.zero_grad()
@@ -152,8 +156,10 @@ class ImplicitSGD(Algorithm):
     label = "implicit SGD"
     parameterisation = "pre"
     optimiser = "none"
-    defaults = {"tol": 1e-6, "max_iter": 2000}
+    defaults = {"tol": 1e-6, "max_iter": 500, "ftol": 1e-12}
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
-        phi, self.last_residual = implicit_sgd_solve(net, x, target, self.lr, float(self.hp["tol"]), int(self.hp["max_iter"]))
+        phi, self.last_residual = implicit_sgd_solve(
+            net, x, target, self.lr, float(self.hp["tol"]), int(self.hp["max_iter"]), float(self.hp["ftol"])
+        )
         return [p - q for p, q in zip(net.params, phi)]
