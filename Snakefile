@@ -7,7 +7,11 @@ from snakemake.utils import min_version
 min_version("8.0")
 
 
-configfile: "config/config.yaml"
+# The quick default, unless the command line names its own config file(s): Snakemake would otherwise
+# merge the two, and `--configfile config/tiny.yaml` would still run every default experiment.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -15,9 +19,14 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/analyses.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/claims.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:
     input:
         all_figures(),
+        "results/claims.csv",
     default_target: True

@@ -71,8 +71,17 @@ def test_pipeline_produces_tables_and_figure(done):
     assert table.groupby("algo")["seed"].nunique().tolist() == [2, 2]
     assert sorted(table["update"].unique()) == [0, 20, 40, 60]
     assert table["test_acc"].between(0, 1).all()
+    # the diverging run (IL-SGD at lr 1e4) is a recorded result: stopped early, NaN loss, status diverged
+    div = table[table["lr"] == 10000]
+    assert set(div["status"]) == {"diverged"} and div["update"].max() < 60 and div["test_loss"].isna().any()
     summary = pd.read_csv(done / "results/alonso_e2_digits/summary.csv")
     assert summary["selected"].sum() == 2
+    assert summary.loc[summary["lr"] == 10000, "n_diverged"].item() == 2
+    assert not summary.loc[summary["lr"] == 10000, "selected"].item()
+    claims = pd.read_csv(done / "results/claims.csv")
+    assert list(claims["claim"]) == ["tiny_online", "tiny_path"]
+    assert claims["value"].notna().all() and set(claims["result"]) <= {"pass", "FAIL"}
+    assert (done / f"figures/{FIG}.csv").exists()
     for ext in ("pdf", "png"):
         f = done / f"figures/{FIG}.{ext}"
         assert f.stat().st_size > 5_000, f
@@ -101,7 +110,14 @@ def test_changing_one_parameter_reruns_only_its_jobs(done, tmp_path):
     p = tmp_path / "changed.yaml"
     p.write_text(yaml.safe_dump(cfg))
     r = smk(done, "-n", config=str(p))
-    assert jobs_planned(r.stdout) == {"train": 2, "aggregate": 1, "figure": 1, "all": 1}, r.stdout
+    assert jobs_planned(r.stdout) == {"train": 4, "aggregate": 1, "figure": 1, "claims": 1, "all": 1}, r.stdout
+
+
+def test_report_builds(done):
+    r = smk(done, "--report", "report.html")
+    assert r.returncode == 0, r.stdout + r.stderr
+    html = (done / "report.html").read_text(errors="replace")
+    assert len(html) > 50_000 and "tiny_online" in html or "claims" in html
 
 
 def test_lint_is_clean():
@@ -149,7 +165,7 @@ def test_kill_then_rerun_redoes_only_unfinished_runs(tmp_path):
     # outputs and Snakemake recording it is rightly run again).
     marked = _incomplete_markers(d)
     finished = {p: p.stat().st_mtime_ns for p in runs.glob("*/*/*/meta.json") if str(p.relative_to(d)) not in marked}
-    assert 1 <= len(finished) < 6, "the kill did not land mid-run"
+    assert 1 <= len(finished) < 9, "the kill did not land mid-run"
     assert marked, "no job was interrupted"
     assert not (d / "figures" / f"{FIG}.pdf").exists()
     # every output file present is complete: each metrics table reads, and no temp file is left as output
@@ -161,5 +177,38 @@ def test_kill_then_rerun_redoes_only_unfinished_runs(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     for p, mtime in finished.items():
         assert p.stat().st_mtime_ns == mtime, f"{p} was recomputed"
-    assert len(list(runs.glob("*/*/*/meta.json"))) == 6
+    assert len(list(runs.glob("*/*/*/meta.json"))) == 9
     assert (d / "figures" / f"{FIG}.pdf").exists()
+
+
+@pytest.mark.parametrize("rule,marker", [("aggregate", "ilrepro aggregate"), ("figure", "papermill")])
+def test_kill_during_aggregation_or_notebook_then_rerun(tmp_path, rule, marker):
+    """kill -9 while an aggregate job / a notebook is running: the rerun plans only the interrupted job
+    (and what depends on it), never a training, and finishes with complete files."""
+    import psutil
+
+    d = make_workdir(tmp_path / "w")
+    assert smk(d).returncode == 0
+    cmd = ["snakemake", "--forcerun", rule, "--cores", "1", "--configfile", "config/tiny.yaml"]
+    proc = subprocess.Popen(cmd, cwd=d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    hit = False
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline and not hit and proc.poll() is None:
+            for p in psutil.Process(proc.pid).children(recursive=True):
+                try:
+                    hit = hit or marker in " ".join(p.cmdline())
+                except psutil.Error:
+                    pass
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert hit, f"never saw a running {rule} job"
+    assert subprocess.run(["snakemake", "--unlock", "--configfile", "config/tiny.yaml"], cwd=d, capture_output=True).returncode == 0
+    plan = jobs_planned(smk(d, "-n").stdout)
+    assert plan.get(rule) == 1 and "train" not in plan, plan
+    r = smk(d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    pd.read_parquet(d / "results/alonso_e2_digits/metrics.parquet")
+    assert (d / f"figures/{FIG}.pdf").read_bytes().startswith(b"%PDF")

@@ -1,4 +1,4 @@
-"""Command line: ``ilrepro train | aggregate | analyse`` (what the Snakemake rules call)."""
+"""Command line: ``ilrepro train | aggregate | analyse | claims`` (what the Snakemake rules call)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,16 @@ def _analyse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _claims(args: argparse.Namespace) -> int:
+    from .claims import evaluate_claims
+    from .io import atomic_write_csv
+
+    table = evaluate_claims(json.loads(args.claims), args.inputs)
+    atomic_write_csv(table, Path(args.out))
+    print(table[["claim", "value", "threshold", "result"]].to_string(index=False))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ilrepro", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -72,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--meta", required=True, help="output metadata (JSON)")
     n.add_argument("--threads", type=int, default=0)
     n.set_defaults(func=_analyse)
+
+    c = sub.add_parser("claims", help="check the papers' claims against aggregated results")
+    c.add_argument("--claims", required=True, help="the config's claims block as JSON")
+    c.add_argument("--inputs", nargs="*", default=[], help="the aggregated tables the claims read")
+    c.add_argument("--out", required=True, help="output table (CSV)")
+    c.set_defaults(func=_claims)
 
     args = p.parse_args(argv)
     return int(args.func(args))

@@ -16,6 +16,7 @@ import yaml
 
 from .algorithms import ALGORITHMS
 from .analyses import analysis_params
+from .claims import CHECKS
 from .data import DATASETS
 
 __all__ = [
@@ -138,6 +139,19 @@ def check_config(config: dict[str, Any]) -> None:
                     raise ConfigError(f"figures.{fig}.{key}: '{e}' is not one of the config's {key}; known: {', '.join(sorted(known))}")
         if not fcfg.get("experiments") and not fcfg.get("analyses"):
             raise ConfigError(f"figures.{fig}: needs at least one of 'experiments' or 'analyses'")
+    for name, c in config.get("claims", {}).items():
+        where = f"claims.{name}"
+        if c["check"] not in CHECKS:
+            raise ConfigError(f"{where}.check: unknown check '{c['check']}'; known: {', '.join(sorted(CHECKS))}")
+        p = c["params"]
+        if ("experiment" in p) == ("analysis" in p):
+            raise ConfigError(f"{where}.params: name exactly one of 'experiment' or 'analysis'")
+        if "experiment" in p and p["experiment"] not in exps:
+            raise ConfigError(f"{where}.params.experiment: '{p['experiment']}' is not an experiment of the config")
+        if "analysis" in p and p["analysis"] not in config.get("analyses", {}):
+            raise ConfigError(f"{where}.params.analysis: '{p['analysis']}' is not an analysis of the config")
+        if c.get("figure") and c["figure"] not in config.get("figures", {}):
+            raise ConfigError(f"{where}.figure: '{c['figure']}' is not a figure of the config")
 
 
 def runs(config: dict[str, Any], experiment: str | None = None) -> list[Run]:

@@ -87,3 +87,35 @@ def figure_params(w, input, output):
         out_png=output.png,
     )
     return shlex.quote(json.dumps(params))
+
+
+def claim_tables():
+    from ilrepro.claims import claim_inputs
+
+    return sorted({f for c in config.get("claims", {}).values() for f in claim_inputs(c)})
+
+
+def figure_labels(wildcards):
+    """Report labels of a figure, evaluated when the report is built: the paper's claim, what our run
+    shows (the claims rows linked to this figure, from results/claims.csv) and the config used."""
+    import pandas as pd
+
+    fig = wildcards.fig
+    shows = "no claim of the config is linked to this figure"
+    if Path("results/claims.csv").exists():
+        rows = pd.read_csv("results/claims.csv")
+        rows = rows[rows["figure"] == fig]
+        if len(rows):
+            shows = "; ".join(f"{r.quantity} = {r.value:.4g} ({r.threshold}: {r.result})" for r in rows.itertuples())
+    return {
+        "figure": fig,
+        "paper claims": figure_cfg(fig).get("claim", ""),
+        "our run shows": shows,
+        "config": ", ".join(str(c) for c in workflow.configfiles) or "config/config.yaml",
+    }
+
+
+def paper_of(wildcards):
+    return {"alonso": "Paper A (Alonso et al. 2022)", "zil": "Paper B (Salvatori et al. 2021)",
+            "millidge": "Paper C (Millidge et al. 2022)"}.get(wildcards.fig.split("_")[0], "Other")
+

@@ -4,7 +4,12 @@ rule figure:
         unpack(figure_inputs),
     output:
         pdf="figures/{fig}.pdf",
-        png="figures/{fig}.png",
+        png=report(
+            "figures/{fig}.png",
+            caption="../report/figure.rst",
+            category=paper_of,
+            labels=figure_labels,
+        ),
         csv="figures/{fig}.csv",
         notebook="results/notebooks/{fig}.ipynb",
     params:

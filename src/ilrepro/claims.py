@@ -1,0 +1,156 @@
+"""The papers' testable claims, checked by the pipeline from aggregated results.
+
+Each claim in the config names a *check* (a small function below that computes one number from the
+aggregated tables), its inputs, a threshold and a direction; the result is a row of
+``results/claims.csv`` with the paper's statement, the quantity measured, its value, the threshold and
+pass/fail. A claim that cannot be measured (missing table, NaN) fails with the reason; nothing is hidden.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CHECKS", "evaluate_claims", "claim_inputs"]
+
+Tables = dict[str, pd.DataFrame]  # "<experiment>/summary", "<experiment>/metrics", "<analysis>"
+
+
+def _summary(t: Tables, p: dict[str, Any]) -> pd.DataFrame:
+    return t[f"{p['experiment']}/summary"]
+
+
+def _selected(summary: pd.DataFrame, algo: str) -> pd.Series:
+    rows = summary[(summary["algo"] == algo) & summary["selected"]]
+    if rows.empty:
+        raise KeyError(f"no algorithm entry '{algo}' in the summary")
+    return rows.iloc[0]
+
+
+def spread_ratio(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
+    """std over learning rates of a summary column for ``algo``, divided by the same for ``baseline``."""
+    s = _summary(t, p)
+    col = p.get("column", "final_acc_mean")
+    a, b = (s.loc[s["algo"] == k, col].std() for k in (p["algo"], p["baseline"]))
+    return float(a / b), f"std over α of {col}: {p['algo']} {a:.4g}, {p['baseline']} {b:.4g}"
+
+
+def early_lead(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
+    """Mean test accuracy of ``algo`` minus ``baseline`` (selected learning rates) at the first evaluation
+    at or after ``fraction`` of the run."""
+    s, m = _summary(t, p), t[f"{p['experiment']}/metrics"]
+    at = m["update"].max() * float(p.get("fraction", 0.2))
+    u = m.loc[m["update"] >= at, "update"].min()
+    accs = {}
+    for k in (p["algo"], p["baseline"]):
+        row = _selected(s, k)
+        sel = m[(m["algo"] == k) & (m["lr"] == row["lr"]) & (m["update"] == u)]
+        accs[k] = float(sel["test_acc"].mean())
+    diff = accs[p["algo"]] - accs[p["baseline"]]
+    return diff, f"test accuracy at update {int(u)}: {p['algo']} {accs[p['algo']]:.3f}, {p['baseline']} {accs[p['baseline']]:.3f}"
+
+
+def selected_ratio(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
+    """Ratio of a summary column, ``algo`` over ``baseline``, at their selected learning rates."""
+    s = _summary(t, p)
+    col = p["column"]
+    a, b = (float(_selected(s, k)[col]) for k in (p["algo"], p["baseline"]))
+    return a / b, f"{col}: {p['algo']} {a:.4g}, {p['baseline']} {b:.4g}"
+
+
+def _where(df: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
+    for k, v in where.items():
+        df = df[df[k].isin(v if isinstance(v, list) else [v])]
+    return df
+
+
+def group_mean_diff(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
+    """In an analysis table: mean of ``column`` where ``by == a`` minus where ``by == b``."""
+    df = _where(t[p["analysis"]], p.get("where", {}))
+    ma, mb = (float(df.loc[df[p["by"]] == k, p["column"]].mean()) for k in (p["a"], p["b"]))
+    return ma - mb, f"mean {p['column']}: {p['a']} {ma:.4g}, {p['b']} {mb:.4g}"
+
+
+def column_diff(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
+    """In an analysis table: mean of column ``a`` minus mean of column ``b`` (rows filtered by ``where``)."""
+    df = _where(t[p["analysis"]], p.get("where", {}))
+    ma, mb = float(df[p["a"]].mean()), float(df[p["b"]].mean())
+    return ma - mb, f"mean {p['a']} {ma:.4g}, mean {p['b']} {mb:.4g}"
+
+
+def column_stat(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
+    """In an analysis table: ``stat`` (max, min, mean, median) of ``column`` over filtered rows."""
+    df = _where(t[p["analysis"]], p.get("where", {}))
+    v = float(getattr(df[p["column"]], p.get("stat", "max"))())
+    return v, f"{p.get('stat', 'max')} of {p['column']} over {len(df)} rows"
+
+
+def loglog_slope(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
+    """Least-squares slope of log10(y) against log10(x) (rows filtered by ``where``; x range optional)."""
+    df = _where(t[p["analysis"]], p.get("where", {}))
+    df = df[(df[p["x"]] > 0) & (df[p["y"]] > 0)]
+    if "x_range" in p:
+        lo, hi = p["x_range"]
+        df = df[(df[p["x"]] >= lo) & (df[p["x"]] <= hi)]
+    g = df.groupby(p["x"])[p["y"]].mean()
+    slope = float(np.polyfit(np.log10(g.index.to_numpy(float)), np.log10(g.to_numpy(float)), 1)[0])
+    return slope, f"fit over {len(g)} values of {p['x']} in [{g.index.min():.3g}, {g.index.max():.3g}]"
+
+
+CHECKS: dict[str, Callable[[Tables, dict[str, Any]], tuple[float, str]]] = {
+    f.__name__: f for f in (spread_ratio, early_lead, selected_ratio, group_mean_diff, column_diff, column_stat, loglog_slope)
+}
+
+
+def claim_inputs(claim: dict[str, Any]) -> list[str]:
+    """The result files a claim reads (for the rule's input)."""
+    p = claim.get("params", {})
+    if "experiment" in p:
+        return [f"results/{p['experiment']}/summary.csv", f"results/{p['experiment']}/metrics.parquet"]
+    if "analysis" in p:
+        return [f"results/analyses/{p['analysis']}.parquet"]
+    return []
+
+
+def _load(paths: list[str]) -> Tables:
+    tables: Tables = {}
+    for path in paths:
+        f = Path(path)
+        if f.parent.name == "analyses":
+            tables[f.stem] = pd.read_parquet(f)
+        elif f.name == "summary.csv":
+            tables[f"{f.parent.name}/summary"] = pd.read_csv(f)
+        else:
+            tables[f"{f.parent.name}/metrics"] = pd.read_parquet(f)
+    return tables
+
+
+def evaluate_claims(claims: dict[str, dict[str, Any]], paths: list[str]) -> pd.DataFrame:
+    tables = _load(paths)
+    rows = []
+    for name, c in claims.items():
+        thr, direction = float(c["threshold"]), c["direction"]
+        try:
+            value, detail = CHECKS[c["check"]](tables, c.get("params", {}))
+        except (KeyError, ValueError, IndexError, ZeroDivisionError) as exc:
+            value, detail = float("nan"), f"not measurable: {exc}"
+        ok = math.isfinite(value) and (value < thr if direction == "below" else value > thr)
+        rows.append(
+            {
+                "claim": name,
+                "paper": c["paper"],
+                "figure": c.get("figure", ""),
+                "statement": c["statement"],
+                "quantity": c["quantity"],
+                "value": value,
+                "threshold": f"{'<' if direction == 'below' else '>'} {thr:g}",
+                "result": "pass" if ok else "FAIL",
+                "detail": detail,
+                "threshold_source": c.get("source", ""),
+            }
+        )
+    return pd.DataFrame(rows)
