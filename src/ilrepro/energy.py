@@ -22,7 +22,20 @@ import torch
 
 from .models import Net
 
-__all__ = ["InferenceConfig", "PCState", "StepHook", "TargetFn", "pc_state", "infer", "weight_directions", "energy"]
+__all__ = [
+    "InferenceConfig",
+    "PCState",
+    "StepHook",
+    "FrontHook",
+    "TargetFn",
+    "pc_state",
+    "infer",
+    "infer_front",
+    "graph_distances",
+    "weight_directions",
+    "layer_directions",
+    "energy",
+]
 
 Tensor = torch.Tensor
 # (net, activities h_0..h_{L-1} (detached), logits mu_L (detached)) -> output target h_L
@@ -118,6 +131,81 @@ def weight_directions(net: Net, state: PCState) -> list[Tensor]:
         grads = torch.autograd.grad(mu, ps, grad_outputs=state.errors)
     b = state.h[0].shape[0]
     return [g / b for g in grads]
+
+
+def layer_directions(net: Net, l: int, h_l: Tensor, x: Tensor, e_next: Tensor) -> list[Tensor]:
+    """Layer l's share of :func:`weight_directions`: the vjp of f_l(h_l; theta) with its local error
+    e_{l+1}, for every parameter (zero for those layer l does not use; a shared tensor, e.g. an RNN's
+    W_h, gets this step's copy only). Batch mean."""
+    ps = [p.detach().requires_grad_(True) for p in net.params]
+    with torch.enable_grad():
+        mu = net.layer(l, h_l.detach(), ps, x.detach())
+        grads = torch.autograd.grad(mu, ps, grad_outputs=e_next, allow_unused=True)
+    b = x.shape[0]
+    return [torch.zeros_like(p) if g is None else g / b for p, g in zip(net.params, grads)]
+
+
+def graph_distances(net: Net) -> dict[int, int]:
+    """Graph distance of every free value node h_1..h_L to the output node h_L, derived from which
+    nodes each layer reads (:meth:`Net.sources`). Raises ValueError when a node reaches the output along
+    paths of different lengths (a skip connection): a front-by-front schedule then needs identity
+    vertices to level the paths."""
+    L = net.n_layers
+    dist = {L: 0}
+    for l in reversed(range(L)):  # layer l writes node l+1 and reads nodes with smaller indices
+        if l + 1 not in dist:
+            raise ValueError(f"value node {l + 1} does not reach the output")
+        for s in net.sources(l):
+            d = dist[l + 1] + 1
+            if dist.setdefault(s, d) != d:
+                raise ValueError(f"value node {s} reaches the output along paths of lengths {dist[s]} and {d}")
+    return dist
+
+
+# called with (t, layer l, its local error e_{l+1}, the vjp of f_l w.r.t. every parameter with that
+# error, summed over the batch; None for parameters layer l does not use)
+FrontHook = Callable[[int, int, Tensor, list[Tensor | None]], None]
+
+
+def infer_front(net: Net, x: Tensor, target_fn: TargetFn, gamma: float = 1.0, on_layer: FrontHook | None = None) -> int:
+    """Inference from a feedforward initialisation that does only the work on the error front.
+
+    The same node update as :func:`infer`, ``h <- h + gamma (-e + J^T e_above)``, but at step t only
+    the layers whose output node lies at graph distance t from the output propagate their error (one
+    vjp per layer, on the layer's own graph kept from the feedforward pass: the feedback to its input
+    node and, in the same call, the local weight term handed to ``on_layer``), and only the nodes they
+    feed are updated, after which their errors ``e = h - mu`` are read. Nodes ahead of the front would
+    not move (every error feeding them is still exactly zero); nodes behind it are left as they are —
+    their later states feed no step that is still to come. Returns the number of steps taken."""
+    L = net.n_layers
+    dist = graph_distances(net)
+    ps = [p.detach().requires_grad_(True) for p in net.params]
+    x = x.detach()
+    h: list[Tensor] = [x]  # node values; free nodes are leaves of their readers' graphs
+    outs: list[Tensor] = []  # layer l's prediction mu_{l+1}, with its own graph
+    with torch.enable_grad():
+        for l in range(L):
+            out = net.layer(l, h[l], ps, x)
+            outs.append(out)
+            h.append(out.detach().requires_grad_(True))
+    mu = [v.detach() for v in h]  # feedforward initialisation: h_l = mu_l, every hidden error is zero
+    err: dict[int, Tensor] = {L: target_fn(net, mu[:L], mu[L]) - net.link(mu[L])}
+    steps = max(dist.values())  # the front reaches the node farthest from the output
+    for t in range(steps + 1):  # ... whose reader propagates at t = steps
+        fb: dict[int, Tensor] = {}
+        for l in (l for l in range(L) if dist[l + 1] == t):
+            srcs = net.sources(l)
+            inputs = [h[s] for s in srcs] + ps
+            grads = torch.autograd.grad(outs[l], inputs, grad_outputs=err[l + 1], allow_unused=True)
+            for s, g in zip(srcs, grads):
+                fb[s] = g if s not in fb else fb[s] + g
+            if on_layer is not None:
+                on_layer(t, l, err[l + 1], list(grads[len(srcs) :]))
+        for s, f in fb.items():
+            hs = h[s].detach()
+            new = hs + gamma * (-(hs - mu[s]) + f)  # mu_s is still feedforward: its input is ahead of the front
+            err[s] = new - mu[s]
+    return steps
 
 
 def energy(net: Net, state: PCState) -> dict[str, float]:
