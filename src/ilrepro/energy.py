@@ -26,7 +26,6 @@ __all__ = [
     "InferenceConfig",
     "PCState",
     "StepHook",
-    "FrontHook",
     "TargetFn",
     "pc_state",
     "infer",
@@ -162,21 +161,22 @@ def graph_distances(net: Net) -> dict[int, int]:
     return dist
 
 
-# called with (t, layer l, its local error e_{l+1}, the vjp of f_l w.r.t. every parameter with that
-# error, summed over the batch; None for parameters layer l does not use)
-FrontHook = Callable[[int, int, Tensor, list[Tensor | None]], None]
-
-
-def infer_front(net: Net, x: Tensor, target_fn: TargetFn, gamma: float = 1.0, on_layer: FrontHook | None = None) -> int:
-    """Inference from a feedforward initialisation that does only the work on the error front.
+def infer_front(net: Net, x: Tensor, target_fn: TargetFn, gamma: float = 1.0) -> list[Tensor]:
+    """Inference from a feedforward initialisation that does only the work on the error front, and
+    the local weight terms read on it.
 
     The same node update as :func:`infer`, ``h <- h + gamma (-e + J^T e_above)``, but at step t only
-    the layers whose output node lies at graph distance t from the output propagate their error (one
-    vjp per layer, on the layer's own graph kept from the feedforward pass: the feedback to its input
-    node and, in the same call, the local weight term handed to ``on_layer``), and only the nodes they
-    feed are updated, after which their errors ``e = h - mu`` are read. Nodes ahead of the front would
-    not move (every error feeding them is still exactly zero); nodes behind it are left as they are —
-    their later states feed no step that is still to come. Returns the number of steps taken."""
+    the layers whose output node lies at graph distance t from the output propagate their local error
+    e_{l+1}: one vjp per layer on the layer's own graph, kept from the feedforward pass, gives the
+    feedback J_l^T e_{l+1} to its input node and, in the same call, the layer's local weight term
+    (d mu_{l+1} / d theta)^T e_{l+1} at the current value nodes. Only the nodes those layers feed are
+    then updated and their errors ``e = h - mu`` read. Nodes ahead of the front would not move (every
+    error feeding them is still exactly zero); nodes behind it are left as they are: their later states
+    feed no step still to come.
+
+    Returns, per parameter, the sum over layers of the local weight terms (each taken at its layer's
+    front step) and over the batch: -B dF/dtheta under Z-IL's schedule. A parameter shared by several
+    layers (an RNN's W_h) collects one term per layer."""
     L = net.n_layers
     dist = graph_distances(net)
     ps = [p.detach().requires_grad_(True) for p in net.params]
@@ -190,22 +190,18 @@ def infer_front(net: Net, x: Tensor, target_fn: TargetFn, gamma: float = 1.0, on
             h.append(out.detach().requires_grad_(True))
     mu = [v.detach() for v in h]  # feedforward initialisation: h_l = mu_l, every hidden error is zero
     err: dict[int, Tensor] = {L: target_fn(net, mu[:L], mu[L]) - net.link(mu[L])}
-    steps = max(dist.values())  # the front reaches the node farthest from the output
-    for t in range(steps + 1):  # ... whose reader propagates at t = steps
-        fb: dict[int, Tensor] = {}
+    for t in range(max(dist.values()) + 1):  # the front's last step reaches the farthest node's reader
+        fed: set[int] = set()
         for l in (l for l in range(L) if dist[l + 1] == t):
             srcs = net.sources(l)
-            inputs = [h[s] for s in srcs] + ps
-            grads = torch.autograd.grad(outs[l], inputs, grad_outputs=err[l + 1], allow_unused=True)
-            for s, g in zip(srcs, grads):
-                fb[s] = g if s not in fb else fb[s] + g
-            if on_layer is not None:
-                on_layer(t, l, err[l + 1], list(grads[len(srcs) :]))
-        for s, f in fb.items():
+            # accumulates J_l^T e_{l+1} into h_s.grad and the local weight term into p.grad
+            torch.autograd.backward(outs[l], err[l + 1], inputs=[h[s] for s in srcs] + ps)
+            fed.update(srcs)
+        for s in fed:  # mu_s is still feedforward: the nodes it reads are ahead of the front
             hs = h[s].detach()
-            new = hs + gamma * (-(hs - mu[s]) + f)  # mu_s is still feedforward: its input is ahead of the front
+            new = torch.add(hs, h[s].grad - (hs - mu[s]), alpha=gamma)
             err[s] = new - mu[s]
-    return steps
+    return [torch.zeros_like(p) if p.grad is None else p.grad for p in ps]
 
 
 def energy(net: Net, state: PCState) -> dict[str, float]:

@@ -51,16 +51,7 @@ def update_steps(net: Net, schedule: Schedule = "distance") -> list[int]:
 
 def zil_front_directions(net: Net, x: Tensor, y: Tensor) -> list[Tensor]:
     """Z-IL's update direction (-dF/dtheta, batch mean) on the front-only path."""
-    acc: list[Tensor] = [torch.zeros_like(p) for p in net.params]
-
-    def read(t: int, l: int, e: Tensor, dirs: list[Tensor | None]) -> None:
-        for a, d in zip(acc, dirs):
-            if d is not None:
-                a.add_(d)
-
-    infer_front(net, x, hard_clamp(y), gamma=1.0, on_layer=read)
-    b = x.shape[0]
-    return [a / b for a in acc]
+    return [a / x.shape[0] for a in infer_front(net, x, hard_clamp(y))]
 
 
 def zil_directions(
@@ -146,7 +137,7 @@ class ZIL(Algorithm):
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         if self.hp["front_only"] and self.exact_conditions:
-            dirs = zil_front_directions(net, x, target)
+            return [a.mul_(-1.0 / x.shape[0]) for a in infer_front(net, x, hard_clamp(target))]
         else:
             hp = self.hp
             dirs = zil_directions(net, x, target, float(hp["gamma"]), hp["schedule"], float(hp["init_noise"]), self.gen)
