@@ -187,12 +187,15 @@ def infer_front(net: Net, x: Tensor, target_fn: TargetFn, gamma: float = 1.0) ->
         for l in range(L):
             out = net.layer(l, h[l], ps, x)
             outs.append(out)
-            h.append(out.detach().requires_grad_(True))
+            h.append(out.detach().requires_grad_(l < L - 1))
     mu = [v.detach() for v in h]  # feedforward initialisation: h_l = mu_l, every hidden error is zero
     err: dict[int, Tensor] = {L: target_fn(net, mu[:L], mu[L]) - net.link(mu[L])}
-    for t in range(max(dist.values()) + 1):  # the front's last step reaches the farthest node's reader
+    front: dict[int, list[int]] = {}  # step t -> the layers whose output node is at distance t
+    for l in range(L):
+        front.setdefault(dist[l + 1], []).append(l)
+    for t in sorted(front):
         fed: set[int] = set()
-        for l in (l for l in range(L) if dist[l + 1] == t):
+        for l in front[t]:
             srcs = net.sources(l)
             # accumulates J_l^T e_{l+1} into h_s.grad and the local weight term into p.grad
             torch.autograd.backward(outs[l], err[l + 1], inputs=[h[s] for s in srcs] + ps)
