@@ -172,3 +172,22 @@ def test_rnn_parameterisations_are_the_same_function_and_shapes():
     assert len(pre.forward(x)) == 10  # x, h_1..h_8, logits
     with pytest.raises(ValueError, match="clamped input"):
         pre.layer(1, torch.zeros(2, 12))
+
+
+def test_rnn_config_errors_name_the_key():
+    from ilrepro.models import ModelError
+
+    with pytest.raises(ModelError, match="model.hidden"):
+        build_model({"type": "rnn", "hidden": [8, 8]}, IMAGE, 10, "pre", 0)
+
+
+def test_cost_per_update_records_every_algorithm_and_the_hardware():
+    from ilrepro.analyses.zil import cost_per_update
+
+    p = analysis_params(
+        "cost_per_update",
+        {"architectures": ["mlp", "rnn"], "models": SMALL, "repeats": 3, "warmup": 1, "algorithms": {"bp_sgd": {"algorithm": "bp_sgd"}, "zil": {"algorithm": "zil"}}},
+    )
+    df = cost_per_update(p)
+    assert len(df) == 4 and (df["ms_median"] > 0).all() and (df["repeats"] == 3).all()
+    assert df["hardware"].str.len().min() > 0 and set(df["algo"]) == {"bp_sgd", "zil"}
