@@ -10,6 +10,9 @@ parameterisations of Alonso et al. differ only in where the nonlinearity sits:
 * ``pre``  (IL-prox family, BP-prox, Z-IL):  mu_{l+1} = W_l phi(h_l) + b_l  (the input is not passed
   through phi: it is data, not a neuron).
 
+The many-to-one RNN (:class:`RNNNet`) is the same kind of chain: one value node per time step, every
+step's layer reading its image row from the clamped input and sharing the recurrent weights.
+
 The last layer's output is the network's *logits*; the output link (softmax for cross-entropy, sigmoid for
 binary cross-entropy, identity for squared error) turns them into the prediction.
 """
