@@ -117,7 +117,8 @@ def zil_divergence(params: dict[str, Any]) -> pd.DataFrame:
 )
 def cost_per_update(params: dict[str, Any]) -> pd.DataFrame:
     """Milliseconds per update (one ``Algorithm.step`` on a batch), median over repeats, for every
-    algorithm on every architecture; the algorithms take turns within each repeat."""
+    algorithm on every architecture; the algorithms take turns within each repeat, and the cost relative
+    to the first algorithm listed is the median of the per-repeat ratios."""
     dtype = DTYPES[params["dtype"]]
     device = torch.device(params["device"])
     data = _data(params, dtype).to(device, dtype)
@@ -145,6 +146,7 @@ def cost_per_update(params: dict[str, Any]) -> pd.DataFrame:
                     torch.cuda.synchronize(device)
                 if r >= int(params["warmup"]):
                     times[label].append(1e3 * (time.perf_counter() - t0))
+        ref = times[next(iter(runs))]  # the first algorithm listed (BP) is the reference
         for label, (_, _, name) in runs.items():
             ts = times[label]
             rows.append(
@@ -155,6 +157,10 @@ def cost_per_update(params: dict[str, Any]) -> pd.DataFrame:
                     "ms_median": statistics.median(ts),
                     "ms_q25": statistics.quantiles(ts, n=4)[0],
                     "ms_q75": statistics.quantiles(ts, n=4)[2],
+                    # median over repeats of this repeat's time over the reference's in the same repeat:
+                    # robust to a machine whose load drifts during the measurement
+                    "ratio_to_ref": statistics.median(t / r for t, r in zip(ts, ref)),
+                    "reference": next(iter(runs)),
                     "repeats": len(ts),
                     "batch_size": int(params["batch_size"]),
                     "dtype": params["dtype"],
