@@ -32,7 +32,7 @@ from ..models import Net
 from .base import Algorithm, Tensor, register
 from .il import hard_clamp
 
-__all__ = ["ZIL", "FaZIL", "PlasticityGate", "update_steps", "zil_directions", "zil_front_directions"]
+__all__ = ["ZIL", "FaZIL", "PlasticityGate", "update_steps", "zil_directions", "zil_front_directions", "fa_zil_directions"]
 
 Schedule = Literal["distance", "last"]
 
