@@ -22,7 +22,19 @@ import torch
 
 from .models import Net
 
-__all__ = ["InferenceConfig", "PCState", "StepHook", "TargetFn", "pc_state", "infer", "weight_directions", "energy"]
+__all__ = [
+    "InferenceConfig",
+    "PCState",
+    "StepHook",
+    "TargetFn",
+    "pc_state",
+    "infer",
+    "infer_front",
+    "graph_distances",
+    "weight_directions",
+    "layer_directions",
+    "energy",
+]
 
 Tensor = torch.Tensor
 # (net, activities h_0..h_{L-1} (detached), logits mu_L (detached)) -> output target h_L
@@ -135,6 +147,81 @@ def weight_directions(net: Net, state: PCState) -> list[Tensor]:
         mu = [net.layer(l, state.h[l].detach(), ps, x) for l in range(net.n_layers)]
         grads = torch.autograd.grad(mu, ps, grad_outputs=state.errors)
     return [g / b for g in grads]
+
+
+def layer_directions(net: Net, l: int, h_l: Tensor, x: Tensor, e_next: Tensor) -> list[Tensor]:
+    """Layer l's share of :func:`weight_directions`: the vjp of f_l(h_l; theta) with its local error
+    e_{l+1}, for every parameter (zero for those layer l does not use; a shared tensor, e.g. an RNN's
+    W_h, gets this step's copy only). Batch mean."""
+    ps = [p.detach().requires_grad_(True) for p in net.params]
+    with torch.enable_grad():
+        mu = net.layer(l, h_l.detach(), ps, x.detach())
+        grads = torch.autograd.grad(mu, ps, grad_outputs=e_next, allow_unused=True)
+    b = x.shape[0]
+    return [torch.zeros_like(p) if g is None else g / b for p, g in zip(net.params, grads)]
+
+
+def graph_distances(net: Net) -> dict[int, int]:
+    """Graph distance of every free value node h_1..h_L to the output node h_L, derived from which
+    nodes each layer reads (:meth:`Net.sources`). Raises ValueError when a node reaches the output along
+    paths of different lengths (a skip connection): a front-by-front schedule then needs identity
+    vertices to level the paths."""
+    L = net.n_layers
+    dist = {L: 0}
+    for l in reversed(range(L)):  # layer l writes node l+1 and reads nodes with smaller indices
+        if l + 1 not in dist:
+            raise ValueError(f"value node {l + 1} does not reach the output")
+        for s in net.sources(l):
+            d = dist[l + 1] + 1
+            if dist.setdefault(s, d) != d:
+                raise ValueError(f"value node {s} reaches the output along paths of lengths {dist[s]} and {d}")
+    return dist
+
+
+def infer_front(net: Net, x: Tensor, target_fn: TargetFn, gamma: float = 1.0) -> list[Tensor]:
+    """Inference from a feedforward initialisation that does only the work on the error front, and
+    the local weight terms read on it.
+
+    The same node update as :func:`infer`, ``h <- h + gamma (-e + J^T e_above)``, but at step t only
+    the layers whose output node lies at graph distance t from the output propagate their local error
+    e_{l+1}: one vjp per layer on the layer's own graph, kept from the feedforward pass, gives the
+    feedback J_l^T e_{l+1} to its input node and, in the same call, the layer's local weight term
+    (d mu_{l+1} / d theta)^T e_{l+1} at the current value nodes. Only the nodes those layers feed are
+    then updated and their errors ``e = h - mu`` read. Nodes ahead of the front would not move (every
+    error feeding them is still exactly zero); nodes behind it are left as they are: their later states
+    feed no step still to come.
+
+    Returns, per parameter, the sum over layers of the local weight terms (each taken at its layer's
+    front step) and over the batch: -B dF/dtheta under Z-IL's schedule. A parameter shared by several
+    layers (an RNN's W_h) collects one term per layer."""
+    L = net.n_layers
+    dist = graph_distances(net)
+    ps = [p.detach().requires_grad_(True) for p in net.params]
+    x = x.detach()
+    h: list[Tensor] = [x]  # node values; free nodes are leaves of their readers' graphs
+    outs: list[Tensor] = []  # layer l's prediction mu_{l+1}, with its own graph
+    with torch.enable_grad():
+        for l in range(L):
+            out = net.layer(l, h[l], ps, x)
+            outs.append(out)
+            h.append(out.detach().requires_grad_(l < L - 1))
+    mu = [v.detach() for v in h]  # feedforward initialisation: h_l = mu_l, every hidden error is zero
+    err: dict[int, Tensor] = {L: target_fn(net, mu[:L], mu[L]) - net.link(mu[L])}
+    front: dict[int, list[int]] = {}  # step t -> the layers whose output node is at distance t
+    for l in range(L):
+        front.setdefault(dist[l + 1], []).append(l)
+    for t in sorted(front):
+        fed: set[int] = set()
+        for l in front[t]:
+            srcs = net.sources(l)
+            # accumulates J_l^T e_{l+1} into h_s.grad and the local weight term into p.grad
+            torch.autograd.backward(outs[l], err[l + 1], inputs=[h[s] for s in srcs] + ps)
+            fed.update(srcs)
+        for s in fed:  # mu_s is still feedforward: the nodes it reads are ahead of the front
+            hs = h[s].detach()
+            new = torch.add(hs, h[s].grad - (hs - mu[s]), alpha=gamma)
+            err[s] = new - mu[s]
+    return [torch.zeros_like(p) if p.grad is None else p.grad for p in ps]
 
 
 def energy(net: Net, state: PCState) -> dict[str, float]:

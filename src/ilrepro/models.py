@@ -10,6 +10,9 @@ parameterisations of Alonso et al. differ only in where the nonlinearity sits:
 * ``pre``  (IL-prox family, BP-prox, Z-IL):  mu_{l+1} = W_l phi(h_l) + b_l  (the input is not passed
   through phi: it is data, not a neuron).
 
+The many-to-one RNN (:class:`RNNNet`) is the same kind of chain: one value node per time step, every
+step's layer reading its image row from the clamped input and sharing the recurrent weights.
+
 The last layer's output is the network's *logits*; the output link (softmax for cross-entropy, sigmoid for
 binary cross-entropy, identity for squared error) turns them into the prediction.
 """
@@ -23,7 +26,7 @@ from typing import Any, Callable, Literal
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ACTIVATIONS", "LayerSpec", "Net", "build_model", "ModelError"]
+__all__ = ["ACTIVATIONS", "LayerSpec", "Net", "RNNNet", "build_model", "ModelError"]
 
 Tensor = torch.Tensor
 Parameterisation = Literal["post", "pre"]
@@ -86,6 +89,11 @@ class Net:
     @property
     def weights(self) -> list[Tensor]:
         return self.params[0::2]
+
+    def sources(self, l: int) -> tuple[int, ...]:
+        """The *free* value nodes layer l reads (the clamped input h_0 is not one): the graph that
+        Z-IL's schedule is derived from. A chain: layer l reads node l."""
+        return (l,) if l > 0 else ()
 
     def presynaptic(self, l: int, h: Tensor) -> Tensor:
         """The activity that layer l's weights multiply: in_act(h_l), flattened for a linear layer."""
@@ -156,7 +164,51 @@ class Net:
         return 0.5 * ((logits - target) ** 2).sum() / logits.shape[0]
 
     def clone(self) -> "Net":
-        return Net(self.layers, [p.detach().clone() for p in self.params], self.output_loss, dict(self.meta))
+        return type(self)(self.layers, [p.detach().clone() for p in self.params], self.output_loss, dict(self.meta))
+
+
+@dataclass
+class RNNNet(Net):
+    """Many-to-one RNN unrolled as a chain of K+1 layers (K = image rows, one row per time step).
+
+    Value nodes h_1..h_K are the hidden states; layer k < K maps h_k to h_{k+1} and reads image row
+    k+1 from the clamped input x (layer 0 reads row 1 only: the initial state is zero); layer K maps h_K
+    to the logits. The flat parameter list is ``[W_x, W_h, b_h, W_y, b_y]``: every step's layer uses the
+    *same* tensors, so autograd / a vjp through the chain sums the per-step contributions (BPTT).
+
+    * ``post``: h_{k+1} = phi(W_h h_k + W_x s_{k+1} + b_h), logits = W_y h_K + b_y
+    * ``pre``:  h_{k+1} = W_h phi(h_k) + W_x s_{k+1} + b_h, logits = W_y phi(h_K) + b_y
+    (the same function of x; only what the value nodes hold differs).
+    """
+
+    @property
+    def steps(self) -> int:
+        return self.n_layers - 1
+
+    def layer_params(self, l: int, params: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        p = self.params if params is None else params
+        return (p[3], p[4]) if l == self.steps else (p[1], p[2])
+
+    @property
+    def weights(self) -> list[Tensor]:
+        return [self.params[0], self.params[1], self.params[3]]
+
+    @staticmethod
+    def row(x: Tensor, k: int) -> Tensor:
+        """Time step k's input: image row k (all channels), flattened."""
+        return x[:, :, k, :].flatten(1)
+
+    def layer(self, l: int, h: Tensor, params: list[Tensor] | None = None, x: Tensor | None = None) -> Tensor:
+        p = self.params if params is None else params
+        spec = self.layers[l]
+        if l == self.steps:  # readout
+            return ACTIVATIONS[spec.out_act](F.linear(ACTIVATIONS[spec.in_act](h), p[3], p[4]))
+        if x is None:
+            raise ValueError("an RNN layer reads its image row from the clamped input: pass x")
+        drive = F.linear(self.row(x, l), p[0], p[2])
+        if l > 0:
+            drive = drive + F.linear(ACTIVATIONS[spec.in_act](h), p[1])
+        return ACTIVATIONS[spec.out_act](drive)
 
 
 def _uniform(shape: tuple[int, ...], fan_in: int, gen: torch.Generator, dtype: torch.dtype) -> Tensor:
@@ -222,7 +274,26 @@ def build_model(
         layers.append(LayerSpec("linear", ia, oa, flatten_input=True))
         params += [_uniform((n_classes, flat), flat, gen, dtype), _uniform((n_classes,), flat, gen, dtype)]
         output_loss = cfg.get("output_loss", "ce")
+    elif kind == "rnn":
+        hidden = cfg.get("hidden", [64])
+        if len(hidden) != 1:
+            raise ModelError(f"model.hidden: an rnn has one recurrent layer, give one size (got {hidden})")
+        n_h, n_x = int(hidden[0]), c * w
+        # layer 0 reads the input row only; layers 1..K-1 are recurrent steps; layer K is the readout
+        for i in range(h + 1):
+            ia = "identity" if (i == 0 or parameterisation == "post") else act
+            oa = ("identity" if i == h else act) if parameterisation == "post" else "identity"
+            layers.append(LayerSpec("linear", ia, oa))
+        params = [
+            _uniform((n_h, n_x), n_h, gen, dtype),  # W_x   (torch.nn.RNN's range 1/sqrt(hidden))
+            _uniform((n_h, n_h), n_h, gen, dtype),  # W_h
+            _uniform((n_h,), n_h, gen, dtype),  # b_h
+            _uniform((n_classes, n_h), n_h, gen, dtype),  # W_y
+            _uniform((n_classes,), n_h, gen, dtype),  # b_y
+        ]
+        params = [p.to(device) for p in params]
+        return RNNNet(layers, params, cfg.get("output_loss", "ce"), {"type": kind, "parameterisation": parameterisation})
     else:
-        raise ModelError(f"model.type: unknown model type '{kind}'; known: mlp, autoencoder, cnn")
+        raise ModelError(f"model.type: unknown model type '{kind}'; known: mlp, autoencoder, cnn, rnn")
     params = [p.to(device) for p in params]
     return Net(layers, params, output_loss, {"type": kind, "parameterisation": parameterisation})
