@@ -1,4 +1,5 @@
-"""Command line: ``ilrepro train | aggregate | analyse`` (what the Snakemake rules call)."""
+"""Command line: ``ilrepro train | aggregate | analyse`` (what the Snakemake rules call), and
+``ilrepro plan`` (the cluster resources a config asks for)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,31 @@ def _analyse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from .plan import calibrate, plan_summary
+
+    if args.calibrate:
+        print(calibrate(args.calibrate, args.threads or 1))
+        return 0
+    from .experiments import load_merged_config
+
+    config = load_merged_config(args.configfile, base=None if args.no_base else args.base)
+    if args.threads:
+        config.setdefault("defaults", {})["threads"] = args.threads
+    jobs, summary = plan_summary(config)
+    if args.jobs:
+        jobs.to_csv(args.jobs, index=False)
+    with pd_display():
+        print(summary.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    return 0
+
+
+def pd_display():  # noqa: ANN201 - a context manager for wide tables
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.max_columns", 20)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ilrepro", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -72,6 +98,19 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--meta", required=True, help="output metadata (JSON)")
     n.add_argument("--threads", type=int, default=0)
     n.set_defaults(func=_analyse)
+
+    pl = sub.add_parser(
+        "plan",
+        help="the run time, memory and CPU/GPU hours a config asks a cluster for (the rules' resources)",
+        description="Reads config/config.yaml and then each --configfile on top of it, as snakemake does.",
+    )
+    pl.add_argument("--configfile", nargs="*", default=[], help="config files merged on top of the base, in order")
+    pl.add_argument("--base", default="config/config.yaml", help="the Snakefile's own configfile (default: %(default)s)")
+    pl.add_argument("--no-base", action="store_true", help="do not read the base config first")
+    pl.add_argument("--threads", type=int, default=0, help="torch threads per job (default: the config's)")
+    pl.add_argument("--jobs", help="also write one row per job to this CSV file")
+    pl.add_argument("--calibrate", choices=["cpu", "cuda"], help="measure this machine's speed constants instead")
+    pl.set_defaults(func=_plan)
 
     args = p.parse_args(argv)
     return int(args.func(args))

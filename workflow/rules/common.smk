@@ -11,6 +11,7 @@ if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
 from ilrepro import experiments as ex  # noqa: E402
+from ilrepro import plan  # noqa: E402
 
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -87,3 +88,26 @@ def figure_params(w, input, output):
         out_png=output.png,
     )
     return shlex.quote(json.dumps(params))
+
+
+# Cluster resources (profiles/slurm): one home for the numbers, ilrepro.plan, which `ilrepro plan` also
+# sums. Run time in minutes (doubled on each retry, so a job killed at its time limit gets more),
+# memory in MB, and one GPU for a job whose config asks for `device: cuda`.
+def _train_spec(wildcards):
+    spec = ex.run_spec(config, wildcards.exp, wildcards.algo, wildcards.lr, int(wildcards.seed))
+    return {**spec, "threads": threads_per_run()}
+
+
+def train_resource(key):
+    def resource(wildcards, attempt):
+        return getattr(plan.train_resources(_train_spec(wildcards), attempt), key)
+
+    return resource
+
+
+def analysis_resource(key):
+    def resource(wildcards, attempt):
+        spec = {**ex.analysis_spec(config, wildcards.name), "threads": threads_per_run()}
+        return getattr(plan.analysis_resources(spec, attempt), key)
+
+    return resource
