@@ -58,7 +58,7 @@ def _plan(args: argparse.Namespace) -> int:
     config = load_merged_config(args.configfile, base=None if args.no_base else args.base)
     if args.threads:
         config.setdefault("defaults", {})["threads"] = args.threads
-    jobs, summary = plan_summary(config)
+    jobs, summary = plan_summary(config, args.everything)
     if args.jobs:
         jobs.to_csv(args.jobs, index=False)
     with pd_display():
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--no-base", action="store_true", help="do not read the base config first")
     pl.add_argument("--threads", type=int, default=0, help="torch threads per job (default: the config's)")
     pl.add_argument("--jobs", help="also write one row per job to this CSV file")
+    pl.add_argument("--everything", action="store_true", help="also experiments and analyses that no figure uses")
     pl.add_argument("--calibrate", choices=["cpu", "cuda"], help="measure this machine's speed constants instead")
     pl.set_defaults(func=_plan)
 

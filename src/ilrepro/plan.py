@@ -187,32 +187,40 @@ def analysis_resources(spec: dict[str, Any], attempt: int = 1) -> Resources:
     return Resources(minutes, ANALYSIS_MEM_MB, gpu, int(spec.get("threads", 1)), float("nan"))
 
 
-def plan_table(config: dict[str, Any]) -> "Any":
-    """One row per job of the config (first attempt): experiment/analysis, run, resources, and the
-    CPU-hours and GPU-hours it asks for (requested minutes x CPUs, requested minutes x GPUs)."""
+def plan_table(config: dict[str, Any], everything: bool = False) -> "Any":
+    """One row per job that ``snakemake`` (target: all figures) runs for the config, first attempt:
+    experiment/analysis, run, resources, and the CPU-hours and GPU-hours it asks for (requested minutes
+    x CPUs, requested minutes x GPUs). ``everything``: also experiments and analyses no figure uses."""
     import pandas as pd
 
     from .experiments import analysis_spec, run_spec, runs
 
+    figures = config.get("figures", {}).values()
+    used_exps = {e for f in figures for e in f.get("experiments", [])}
+    used_anas = {a for f in figures for a in f.get("analyses", [])}
     threads = int(config.get("defaults", {}).get("threads", 1))
     rows = []
     for r in runs(config):
+        if not everything and r.experiment not in used_exps:
+            continue
         spec = run_spec(config, r.experiment, r.algo, r.lr, r.seed)
         spec["threads"] = threads
         res = train_resources(spec)
         rows.append(_row("train", r.experiment, f"{r.algo}/lr{r.lr}/seed{r.seed}", spec, res))
     for name in config.get("analyses", {}):
+        if not everything and name not in used_anas:
+            continue
         spec = analysis_spec(config, name)
         spec["threads"] = threads
         rows.append(_row("analysis", name, name, spec, analysis_resources(spec)))
     return pd.DataFrame(rows)
 
 
-def plan_summary(config: dict[str, Any]) -> "tuple[Any, Any]":
+def plan_summary(config: dict[str, Any], everything: bool = False) -> "tuple[Any, Any]":
     """The per-job table and a summary per (rule, experiment, device), with a TOTAL row."""
     import pandas as pd
 
-    jobs = plan_table(config)
+    jobs = plan_table(config, everything)
     summary = (
         jobs.groupby(["rule", "experiment", "device"], sort=False)
         .agg(

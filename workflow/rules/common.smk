@@ -111,3 +111,9 @@ def analysis_resource(key):
         return getattr(plan.analysis_resources(spec, attempt), key)
 
     return resource
+
+
+def train_group(wildcards):
+    """Bundles (profiles/slurm `group-components`): CPU trainings in `train`, GPU ones in `train_gpu`,
+    so that a bundle never holds a GPU idle during CPU trainings."""
+    return "train_gpu" if plan.train_resources(_train_spec(wildcards)).gpu else "train"

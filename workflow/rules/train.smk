@@ -12,7 +12,7 @@ rule train:
         gpu=train_resource("gpu"),
     # On a cluster, `--group-components train=N` bundles N trainings into one job (profiles/slurm).
     group:
-        "train"
+        train_group
     log:
         "results/logs/train/{exp}/{algo}/lr{lr}/seed{seed}.log",
     benchmark:
