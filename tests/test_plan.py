@@ -95,3 +95,9 @@ def test_the_rules_ask_for_the_plans_numbers():
     for (exp, algo, lr, seed), got in shown.items():
         want = plan.train_resources({**run_spec(config, exp, algo, lr, int(seed)), "threads": 1})
         assert got == {"mem_mb": want.mem_mb, "runtime": want.runtime_min, "gpu": want.gpu}
+
+
+def test_a_model_it_cannot_size_gets_a_generous_plan_not_an_error():
+    with pytest.warns(UserWarning, match="cannot size model"):
+        m = plan.model_cost({"type": "cnn", "channels": [4], "kernels": [99]}, "digits")
+    assert m.flops >= plan.model_cost({"type": "mlp", "hidden": [1024] * 3}, "cifar10").flops
