@@ -16,9 +16,12 @@ node_ready() {  # the node answers and can take jobs
   case "$state" in idle*|mixed*|allocated*|completing*) return 0 ;; *) return 1 ;; esac
 }
 
+# A cluster that answers is used as it is, unless it is ours and we may bring its config up to date.
 if command -v sinfo >/dev/null 2>&1 && node_ready; then
-  say "a SLURM cluster already answers: $(sinfo -h -N -o '%N %T %c CPUs %m MB' | head -1)"
-  exit 0
+  if [ "$(id -u)" -ne 0 ] || ! grep -qsF "$MARK" "$CONF"; then
+    say "a SLURM cluster already answers: $(sinfo -h -N -o '%N %T %c CPUs %m MB' | head -1)"
+    exit 0
+  fi
 fi
 if [ "$(id -u)" -ne 0 ]; then
   say "not root: cannot install or start SLURM here"; exit 2
@@ -78,11 +81,14 @@ ReturnToService=2
 MinJobAge=600
 NodeName=$host CPUs=$cpus RealMemory=$mem State=UNKNOWN
 PartitionName=main Nodes=$host Default=YES MaxTime=INFINITE State=UP
+PartitionName=other Nodes=$host Default=NO MaxTime=INFINITE State=UP
 CONFEOF
-if [ -e "$CONF" ] && cmp -s "$CONF" "$CONF.new"; then rm "$CONF.new"; else mv "$CONF.new" "$CONF"; fi
+changed=0
+if [ -e "$CONF" ] && cmp -s "$CONF" "$CONF.new"; then rm "$CONF.new"; else mv "$CONF.new" "$CONF"; changed=1; fi
 
 # daemons (only those not running yet); each checks its pid file's process
 running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+if [ "$changed" = 1 ] && running /run/slurmctld.pid; then scontrol reconfigure >/dev/null 2>&1 || true; fi
 running /run/slurmctld.pid || slurmctld || { say "slurmctld would not start (see /var/log/slurm/slurmctld.log)"; exit 2; }
 running /run/slurmd.pid || slurmd || { say "slurmd would not start (see /var/log/slurm/slurmd.log)"; exit 2; }
 

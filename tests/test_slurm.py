@@ -38,8 +38,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def cluster() -> int:
-    """Start (or find) the one-node cluster; returns its CPU count, or skips saying why."""
+def cluster() -> tuple[int, str | None]:
+    """Start (or find) the one-node cluster; returns its CPU count and a partition that is not the
+    default (.ci/slurm-up.sh makes 'other'; None on a cluster without one), or skips saying why."""
     try:
         import snakemake_executor_plugin_slurm  # noqa: F401
     except ImportError as exc:
@@ -49,19 +50,24 @@ def cluster() -> int:
     if r.returncode != 0:
         pytest.skip(f"SLURM test skipped: no one-node SLURM cluster could start: {r.stderr.strip()}")
     cpus = subprocess.run(["sinfo", "-h", "-N", "-o", "%c"], capture_output=True, text=True, check=True)
-    return int(cpus.stdout.split()[0])
+    parts = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, check=True).stdout.split()
+    return int(cpus.stdout.split()[0]), next((p for p in parts if not p.endswith("*")), None)
 
 
 @pytest.fixture(scope="module")
-def slurm_run(cluster: int, tmp_path_factory) -> tuple[Path, int]:
+def slurm_run(cluster, tmp_path_factory) -> tuple[Path, int, str | None]:
+    cpus, partition = cluster
     d = make_workdir(tmp_path_factory.mktemp("slurm"))
-    bundle = min(2, cluster)  # trainings per SLURM job: the node must hold a bundle's CPUs at once
+    bundle = min(2, cpus)  # trainings per SLURM job: the node must hold a bundle's CPUs at once
     cmd = ["snakemake", "--profile", "profiles/slurm", "--configfile", "config/tiny.yaml",
            "--group-components", f"train={bundle}", "--cores", str(bundle), *TEST_CLUSTER_FLAGS]
-    r = subprocess.run(cmd, cwd=d, capture_output=True, text=True, timeout=1200)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SBATCH_")}
+    if partition:  # the user's partition, as the profile documents it
+        env["SBATCH_PARTITION"] = partition
+    r = subprocess.run(cmd, cwd=d, capture_output=True, text=True, timeout=1200, env=env)
     print(r.stdout[-3000:], r.stderr[-6000:])
     assert r.returncode == 0, r.stdout + r.stderr
-    return d, bundle
+    return d, bundle, partition
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +84,7 @@ def _metas(d: Path) -> list[dict]:
 
 
 def test_trainings_ran_as_slurm_jobs(slurm_run):
-    d, bundle = slurm_run
+    d, bundle, partition = slurm_run
     metas = _metas(d)
     assert len(metas) == N_RUNS
     ids = [m["slurm_job_id"] for m in metas]
@@ -90,6 +96,8 @@ def test_trainings_ran_as_slurm_jobs(slurm_run):
         # the controller knows the job and that it completed (no accounting database: scontrol, not sacct)
         show = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True)
         assert "JobState=COMPLETED" in show.stdout, show.stdout + show.stderr
+        if partition:
+            assert f"Partition={partition} " in show.stdout, show.stdout
         # the plugin's job log, named by the SLURM job id, shows the job's snakemake finishing its trainings
         logs = list((d / ".snakemake/slurm_logs").glob(f"**/{job}.log"))
         assert len(logs) == 1, logs
@@ -101,7 +109,7 @@ def test_trainings_ran_as_slurm_jobs(slurm_run):
 
 
 def test_aggregation_and_figures_ran_locally(slurm_run):
-    d, _ = slurm_run
+    d = slurm_run[0]
     rule_logs = {p.name for p in (d / ".snakemake/slurm_logs").iterdir()}
     assert rule_logs and all("train" in name for name in rule_logs), rule_logs
     for ext in ("pdf", "png"):
@@ -109,7 +117,7 @@ def test_aggregation_and_figures_ran_locally(slurm_run):
 
 
 def test_slurm_results_equal_a_local_run(slurm_run, local_run):
-    d, _ = slurm_run
+    d = slurm_run[0]
     for name, read in (("metrics.parquet", pd.read_parquet), ("summary.csv", pd.read_csv)):
         got, want = (read(w / f"results/{EXP}/{name}") for w in (d, local_run))
         assert TIMING <= set(got.columns)

@@ -9,8 +9,9 @@ inference loop of T steps: a forward and a vector-Jacobian product per step plus
 2 (T + 1) + 2), and ``updates / eval_every`` evaluations, each a forward pass over the whole test set.
 A pass costs a per-layer overhead (Python and kernel launches, which dominate at batch size 1) plus its
 FLOPs (counted once per model with torch's FlopCounterMode) at a sustained rate. The constants were
-measured on one core of a 2020s x86 CPU (``ilrepro plan --calibrate`` measures them on yours); the
-request is the estimate times :data:`SAFETY`, at least :data:`MIN_RUNTIME_MIN`, doubled on each retry.
+measured on one CPU core and on an H100 (:data:`COSTS`; ``ilrepro plan --calibrate cpu|cuda`` measures
+them on yours); the request is the estimate times :data:`SAFETY`, at least :data:`MIN_RUNTIME_MIN`,
+doubled on each retry.
 """
 
 from __future__ import annotations
@@ -52,10 +53,13 @@ class Costs:
 
 
 COSTS: dict[str, Costs] = {
-    # measured with `ilrepro plan --calibrate` (1 torch thread, x86, 2026); the GPU numbers are
-    # conservative guesses for a data-centre GPU at tiny batch sizes (launch-bound), not measurements
+    # 1 torch thread, 2026-11-23. CPU: fitted to BP/IL-SGD timings on an idle core of the development VM;
+    # the H100 machine's host CPU measured faster (5e-5 s, 4.6e10 FLOP/s), a VM shared by 4 jobs up to
+    # 6x slower (hence SAFETY and the retries). CUDA: `--calibrate cuda` on an H100 (launch-bound at
+    # these batches; the training rate is from batch 16, larger batches run faster than planned). On
+    # both, the model overestimates a measured IL-SGD update (784-256-256-10, B=1) by 1.7-2x.
     "cpu": Costs(pass_overhead_s=6e-5, flops_per_s=2e10, eval_flops_per_s=3e10, startup_s=60.0),
-    "cuda": Costs(pass_overhead_s=8e-5, flops_per_s=5e12, eval_flops_per_s=2e13, startup_s=120.0),
+    "cuda": Costs(pass_overhead_s=1e-4, flops_per_s=1.6e12, eval_flops_per_s=3e13, startup_s=120.0),
 }
 SAFETY = 2.0  # requested run time = SAFETY x estimate (a slower node, a busy file system)
 MIN_RUNTIME_MIN = 5
