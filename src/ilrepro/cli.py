@@ -61,15 +61,8 @@ def _plan(args: argparse.Namespace) -> int:
     jobs, summary = plan_summary(config, args.everything)
     if args.jobs:
         jobs.to_csv(args.jobs, index=False)
-    with pd_display():
-        print(summary.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     return 0
-
-
-def pd_display():  # noqa: ANN201 - a context manager for wide tables
-    import pandas as pd
-
-    return pd.option_context("display.width", 200, "display.max_columns", 20)
 
 
 def main(argv: list[str] | None = None) -> int:
