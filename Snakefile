@@ -2,6 +2,7 @@
 #   snakemake --cores 2                         # the default, quick profile (config/config.yaml)
 #   snakemake figures/alonso_e2_online.pdf      # one figure and only what it needs
 #   snakemake --cores 8 --configfile config/paper.yaml   # paper scale
+#   snakemake --profile profiles/slurm --configfile config/paper.yaml   # on a SLURM cluster
 from snakemake.utils import min_version
 
 min_version("8.0")
@@ -23,6 +24,13 @@ include: "workflow/rules/claims.smk"
 
 
 report: "workflow/report/workflow.rst"
+
+
+# Cheap steps run where snakemake runs, not as cluster jobs.
+localrules:
+    all,
+    aggregate,
+    figure,
 
 
 rule all:

@@ -1,4 +1,5 @@
-"""Command line: ``ilrepro train | aggregate | analyse | claims`` (what the Snakemake rules call)."""
+"""Command line: ``ilrepro train | aggregate | analyse | claims`` (what the Snakemake rules call),
+and ``ilrepro plan`` (the cluster resources a config asks for)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,24 @@ def _claims(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from .plan import calibrate, plan_summary
+
+    if args.calibrate:
+        print(calibrate(args.calibrate, args.threads or 1))
+        return 0
+    from .experiments import load_merged_config
+
+    config = load_merged_config(args.configfile, base=None if args.no_base else args.base)
+    if args.threads:
+        config.setdefault("defaults", {})["threads"] = args.threads
+    jobs, summary = plan_summary(config, args.everything)
+    if args.jobs:
+        jobs.to_csv(args.jobs, index=False)
+    print(summary.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ilrepro", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -88,6 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--inputs", nargs="*", default=[], help="the aggregated tables the claims read")
     c.add_argument("--out", required=True, help="output table (CSV)")
     c.set_defaults(func=_claims)
+
+    pl = sub.add_parser(
+        "plan",
+        help="the run time, memory and CPU/GPU hours a config asks a cluster for (the rules' resources)",
+        description="Reads the --configfile files merged in order, or config/config.yaml if none, as the Snakefile does.",
+    )
+    pl.add_argument("--configfile", nargs="*", default=[], help="config files, merged in order (default: the base)")
+    pl.add_argument("--base", default="config/config.yaml", help="the Snakefile's own configfile, read when no --configfile is given (default: %(default)s)")
+    pl.add_argument("--no-base", action="store_true", help="do not read the base config first")
+    pl.add_argument("--threads", type=int, default=0, help="torch threads per job (default: the config's)")
+    pl.add_argument("--jobs", help="also write one row per job to this CSV file")
+    pl.add_argument("--everything", action="store_true", help="also experiments and analyses that no figure uses")
+    pl.add_argument("--calibrate", choices=["cpu", "cuda"], help="measure this machine's speed constants instead")
+    pl.set_defaults(func=_plan)
 
     args = p.parse_args(argv)
     return int(args.func(args))

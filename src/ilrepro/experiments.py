@@ -25,6 +25,7 @@ __all__ = [
     "SCHEMA_PATH",
     "lr_label",
     "load_config",
+    "load_merged_config",
     "validate_config",
     "check_config",
     "runs",
@@ -94,6 +95,19 @@ def _set_defaults(validator_cls: Any) -> Any:
 def load_config(path: str | Path) -> dict[str, Any]:
     with open(path) as fh:
         config = yaml.safe_load(fh) or {}
+    return validate_config(config)
+
+
+def load_merged_config(paths: list[str | Path], base: str | Path | None = None) -> dict[str, Any]:
+    """The config snakemake builds: the Snakefile's own ``configfile`` (``base``) when the command line
+    names none, else the ``--configfile PATH ...`` files, each merged recursively on top of the previous
+    ones (mappings merge, anything else is replaced); then validated."""
+    from snakemake.utils import update_config
+
+    config: dict[str, Any] = {}
+    for path in list(paths) or ([base] if base is not None else []):
+        with open(path) as fh:
+            update_config(config, yaml.safe_load(fh) or {})
     return validate_config(config)
 
 

@@ -6,6 +6,10 @@ rule analysis:
     params:
         spec=analysis_arg,
     threads: threads_per_run()
+    resources:
+        runtime=analysis_resource("runtime_min"),
+        mem_mb=analysis_resource("mem_mb"),
+        gpu=analysis_resource("gpu"),
     log:
         "results/logs/analyses/{name}.log",
     benchmark:

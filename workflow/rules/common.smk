@@ -11,6 +11,7 @@ if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
 from ilrepro import experiments as ex  # noqa: E402
+from ilrepro import plan  # noqa: E402
 
 
 validate(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -119,3 +120,31 @@ def paper_of(wildcards):
     return {"alonso": "Paper A (Alonso et al. 2022)", "zil": "Paper B (Salvatori et al. 2021)",
             "millidge": "Paper C (Millidge et al. 2022)"}.get(wildcards.fig.split("_")[0], "Other")
 
+
+# Cluster resources (profiles/slurm): one home for the numbers, ilrepro.plan, which `ilrepro plan` also
+# sums. Run time in minutes (doubled on each retry, so a job killed at its time limit gets more),
+# memory in MB, and one GPU for a job whose config asks for `device: cuda`.
+def _train_spec(wildcards):
+    spec = ex.run_spec(config, wildcards.exp, wildcards.algo, wildcards.lr, int(wildcards.seed))
+    return {**spec, "threads": threads_per_run()}
+
+
+def train_resource(key):
+    def resource(wildcards, attempt):
+        return getattr(plan.train_resources(_train_spec(wildcards), attempt), key)
+
+    return resource
+
+
+def analysis_resource(key):
+    def resource(wildcards, attempt):
+        spec = {**ex.analysis_spec(config, wildcards.name), "threads": threads_per_run()}
+        return getattr(plan.analysis_resources(spec, attempt), key)
+
+    return resource
+
+
+def train_group(wildcards):
+    """Bundles (profiles/slurm `group-components`): CPU trainings in `train`, GPU ones in `train_gpu`,
+    so that a bundle never holds a GPU idle during CPU trainings."""
+    return "train_gpu" if plan.train_resources(_train_spec(wildcards)).gpu else "train"

@@ -6,6 +6,13 @@ rule train:
     params:
         spec=spec_arg,
     threads: threads_per_run()
+    resources:
+        runtime=train_resource("runtime_min"),
+        mem_mb=train_resource("mem_mb"),
+        gpu=train_resource("gpu"),
+    # On a cluster, `--group-components train=N` bundles N trainings into one job (profiles/slurm).
+    group:
+        train_group
     log:
         "results/logs/train/{exp}/{algo}/lr{lr}/seed{seed}.log",
     benchmark:

@@ -1,0 +1,107 @@
+"""The cluster resource estimate (ilrepro.plan) and that the rules ask for exactly its numbers."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ilrepro import plan
+from ilrepro.cli import main
+from ilrepro.experiments import load_merged_config, run_spec, runs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def spec(**kw) -> dict:
+    base = {"dataset": "mnist", "model": {"type": "mlp", "hidden": [256, 256]}, "algorithm": "bp_sgd",
+            "batch_size": 1, "updates": 50_000, "eval_every": 50, "device": "cpu", "threads": 1}
+    return {**base, **kw}
+
+
+def test_flops_of_an_mlp_are_twice_its_multiply_adds():
+    m = plan.model_cost({"type": "mlp", "hidden": [256, 256]}, "mnist")
+    assert m.flops == 2 * (784 * 256 + 256 * 256 + 256 * 10)
+    assert m.n_params == (784 * 256 + 256) + (256 * 256 + 256) + (256 * 10 + 10)
+    assert m.n_layers == 3
+
+
+def test_passes_follow_the_inference_steps():
+    assert plan.passes_per_update("bp_sgd") == 3
+    assert plan.passes_per_update("il_sgd") == 2 * (25 + 1) + 2  # il_sgd's default T
+    assert plan.passes_per_update("il_sgd", {"T": 5}) == 14
+
+
+def test_run_time_grows_with_the_work():
+    base = plan.estimate_seconds(spec())
+    start = plan.COSTS["cpu"].startup_s
+    double = plan.estimate_seconds(spec(updates=100_000))
+    assert double - start == pytest.approx(2 * (base - start), rel=0.01)
+    train_only = plan.estimate_seconds(spec(eval_every=50_000))
+    assert plan.estimate_seconds(spec(algorithm="il_sgd", eval_every=50_000)) - start > 5 * (train_only - start)
+    assert plan.estimate_seconds(spec(dataset="cifar10", model={"type": "mlp", "hidden": [1024] * 3})) > 2 * base
+    assert plan.estimate_seconds(spec(batch_size=64)) > base
+
+
+def test_a_retry_gets_double_the_time_and_cuda_gets_a_gpu():
+    a1, a2, a3 = (plan.train_resources(spec(algorithm="il_sgd"), attempt) for attempt in (1, 2, 3))
+    assert a2.runtime_min == 2 * a1.runtime_min and a3.runtime_min == 4 * a1.runtime_min
+    assert a1.runtime_min >= plan.SAFETY * a1.estimate_s / 60
+    assert a1.gpu == 0 and plan.train_resources(spec(device="auto")).gpu == 0
+    assert plan.train_resources(spec(device="cuda")).gpu == 1
+    assert plan.train_resources(spec(dataset="digits", updates=10)).runtime_min == plan.MIN_RUNTIME_MIN
+    small = plan.train_resources(spec(dataset="digits")).mem_mb
+    assert plan.train_resources(spec(dataset="cifar10")).mem_mb > small >= plan.MEM_BASE_MB
+
+
+def test_plan_table_sums_the_requests():
+    config = load_merged_config([REPO / "config/tiny.yaml"], base=REPO / "config/config.yaml")
+    jobs, summary = plan.plan_summary(config)
+    assert len(jobs) == len(runs(config)) == 6
+    total = summary[summary["rule"] == "TOTAL"].iloc[0]
+    assert total["cpu_hours"] == pytest.approx((jobs["runtime_min"] * jobs["cpus"]).sum() / 60)
+    assert total["gpu_hours"] == 0
+
+
+def test_merged_config_is_the_one_snakemake_builds():
+    """The Snakefile reads config/config.yaml only when no --configfile is given; several merge in order."""
+    config = load_merged_config([REPO / "config/tiny.yaml"], base=REPO / "config/config.yaml")
+    exp = config["experiments"]["alonso_e2_digits"]
+    assert exp["seeds"] == [0, 1] and exp["model"]["hidden"] == [16] and exp["updates"] == 60
+    assert config["figures"]["alonso_e2_online"]["params"]["zoom_updates"] == 40
+    assert list(config["experiments"]) == ["alonso_e2_digits"]  # nothing of the default config
+    default = load_merged_config([], base=REPO / "config/config.yaml")
+    assert "alonso_e1_b1" in default["experiments"]
+
+
+def test_plan_command_prints_the_totals(capsys, tmp_path):
+    assert main(["plan", "--base", str(REPO / "config/config.yaml"), "--configfile", str(REPO / "config/tiny.yaml"),
+                 "--jobs", str(tmp_path / "jobs.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "TOTAL" in out and "cpu_hours" in out
+    assert len((tmp_path / "jobs.csv").read_text().splitlines()) == 1 + 6
+
+
+def test_the_rules_ask_for_the_plans_numbers():
+    """`snakemake -n --profile profiles/slurm` shows each job's resources: they are plan's, per run."""
+    r = subprocess.run(["snakemake", "-n", "--profile", "profiles/slurm", "--configfile", "config/tiny.yaml",
+                        "--forceall"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    shown = {}
+    for block in r.stdout.split("rule train:")[1:]:
+        w = re.search(r"wildcards: exp=(\w+), algo=(\w+), lr=([\d.e+-]+), seed=(\d+)", block)
+        res = re.search(r"resources: .*", block).group(0)
+        shown[w.groups()] = {k: int(re.search(rf"\b{k}=(\d+)", res).group(1)) for k in ("mem_mb", "runtime", "gpu")}
+    config = load_merged_config([REPO / "config/tiny.yaml"], base=REPO / "config/config.yaml")
+    assert len(shown) == 6
+    for (exp, algo, lr, seed), got in shown.items():
+        want = plan.train_resources({**run_spec(config, exp, algo, lr, int(seed)), "threads": 1})
+        assert got == {"mem_mb": want.mem_mb, "runtime": want.runtime_min, "gpu": want.gpu}
+
+
+def test_a_model_it_cannot_size_gets_a_generous_plan_not_an_error():
+    with pytest.warns(UserWarning, match="cannot size model"):
+        m = plan.model_cost({"type": "cnn", "channels": [4], "kernels": [99]}, "digits")
+    assert m.flops >= plan.model_cost({"type": "mlp", "hidden": [1024] * 3}, "cifar10").flops
