@@ -149,14 +149,16 @@ def model_cost(model: dict[str, Any], dataset: str, algorithm: str = "bp_sgd") -
     return _model_cost(json.dumps(model, sort_keys=True), dataset, algorithm)
 
 
-def passes_per_update(algorithm: str, hparams: dict[str, Any] | None = None) -> int:
-    """Forward-equivalent passes of one update: 3 for BP, 2 (T + 1) + 2 with an inference loop of T."""
+def passes_per_update(algorithm: str, hparams: dict[str, Any] | None = None, depth: int = 1) -> int:
+    """Forward-equivalent passes of one update: 3 for BP, 2 (T + 1) + 2 with an inference loop of T
+    (T = None means as many steps as the model is deep, e.g. Fa-Z-IL)."""
     from .algorithms import ALGORITHMS
 
     cls = ALGORITHMS.get(algorithm)
     hp = {**(cls.defaults if cls is not None else {}), **(hparams or {})}
     if "T" in hp:
-        return 2 * (int(hp["T"]) + 1) + 2
+        T = depth if hp["T"] is None else int(hp["T"])
+        return 2 * (T + 1) + 2
     return 3
 
 
@@ -167,7 +169,7 @@ def estimate_seconds(spec: dict[str, Any]) -> float:
     ds = _data_size(spec["dataset"])
     updates, batch = int(spec["updates"]), int(spec["batch_size"])
     per_pass = m.n_layers * c.pass_overhead_s + m.flops * batch / c.flops_per_s
-    per_update = passes_per_update(spec["algorithm"], spec.get("hparams")) * per_pass
+    per_update = passes_per_update(spec["algorithm"], spec.get("hparams"), m.n_layers) * per_pass
     if spec.get("track_bp_cosine"):
         per_update += 3 * per_pass / max(1, int(spec["eval_every"]))
     n_evals = updates // int(spec["eval_every"]) + 2
