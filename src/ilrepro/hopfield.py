@@ -78,7 +78,13 @@ def energy(net: Net, xs: list[Tensor], gamma: float = 1.0) -> float:
 
 
 def _force(
-    net: Net, xs: list[Tensor], gamma: float, y: Tensor | None = None, beta: float = 0.0, create_graph: bool = False
+    net: Net,
+    xs: list[Tensor],
+    gamma: float,
+    y: Tensor | None = None,
+    beta: float = 0.0,
+    create_graph: bool = False,
+    params: list[Tensor] | None = None,
 ) -> list[Tensor]:
     """The preconditioned gradient of E + beta * B * loss(x_L) (batch-summed) for x_1..x_L:
     gamma^-k d/dx_k [sum_l gamma^l E_l + gamma^L beta B loss]  =  dE_k/dx_k + gamma dE_{k+1}/dx_k (+ nudge).
@@ -91,12 +97,12 @@ def _force(
         if gamma == 0.0:  # no feedback: each unit sees only its own layer's term (and the nudge)
             grads = []
             for l in range(1, L + 1):
-                e = layer_energies_at(net, state, l)
+                e = layer_energies_at(net, state, l, params)
                 if l == L and y is not None and beta != 0.0:
                     e = e + beta * b * net.loss(probes[-1], y)
                 grads.append(torch.autograd.grad(e, probes[l - 1], create_graph=create_graph)[0])
             return grads
-        es = layer_energies(net, state)
+        es = layer_energies(net, state, params)
         total = sum(gamma ** (l + 1) * e for l, e in enumerate(es))
         if y is not None and beta != 0.0:
             total = total + gamma**L * beta * b * net.loss(probes[-1], y)
@@ -142,6 +148,8 @@ def param_gradient(net: Net, xs: list[Tensor], gamma: float = 1.0) -> list[Tenso
     """dE/dtheta / gamma^L (batch mean) at the state ``xs``: for W_l the Hebbian term
     -gamma^(l+1-L) rho(x_{l+1}) rho(x_l)^T, i.e. the per-layer learning-rate rescaling gamma^-(L-1-l)
     of the plain Hebbian rule that compensates the gamma^(L-1-l) attenuation of the clamp's effect."""
+    if gamma <= 0.0:
+        raise ValueError("param_gradient rescales by gamma^-L: gamma must be > 0")
     ps = [p.detach().requires_grad_(True) for p in net.params]
     L = net.n_layers
     with torch.enable_grad():
@@ -163,17 +171,10 @@ def recurrent_bp(net: Net, x: Tensor, y: Tensor, cfg: HopfieldConfig, K: int | N
     if xs is None:
         xs = relax(net, initial_state(net, x), cfg.T, cfg.dt, cfg.gamma)
     K = cfg.T if K is None else K
-    orig = net.params
-    ps = [p.detach().requires_grad_(True) for p in orig]
-    net.params = ps
-    try:
-        with torch.enable_grad():
-            state = [v.detach() for v in xs]
-            for _ in range(K):
-                g = _force(net, state, cfg.gamma, create_graph=True)
-                state = [state[0]] + [v - cfg.dt * gl for v, gl in zip(state[1:], g)]
-            loss = net.loss(state[-1], y)
-            grads = torch.autograd.grad(loss, ps)
-    finally:
-        net.params = orig
-    return list(grads)
+    ps = [p.detach().requires_grad_(True) for p in net.params]
+    with torch.enable_grad():
+        state = [v.detach() for v in xs]
+        for _ in range(K):
+            g = _force(net, state, cfg.gamma, create_graph=True, params=ps)
+            state = [state[0]] + [v - cfg.dt * gl for v, gl in zip(state[1:], g)]
+        return list(torch.autograd.grad(net.loss(state[-1], y), ps))

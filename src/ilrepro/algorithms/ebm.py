@@ -132,6 +132,8 @@ class CHL(_Hopfield):
 
     def __init__(self, net: Net, lr: float, hparams: dict | None = None) -> None:
         super().__init__(net, lr, hparams)
+        if not 0.0 < float(self.hp["gamma"]) <= 1.0:
+            raise AlgorithmError(f"chl: hyper-parameter 'gamma' (feedback) must be in (0, 1], got {self.hp['gamma']}")
         if net.output_loss != "mse":
             raise AlgorithmError("chl: the hard clamp x_L = y is the squared-error output; set model.output_loss: mse")
 
