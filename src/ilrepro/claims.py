@@ -62,6 +62,11 @@ def selected_ratio(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     return a / b, f"{col}: {p['algo']} {a:.4g}, {p['baseline']} {b:.4g}"
 
 
+def _table(t: Tables, p: dict[str, Any]) -> pd.DataFrame:
+    """An analysis table, or an experiment's metrics table (every evaluation row of every run)."""
+    return t[p["analysis"]] if "analysis" in p else t[f"{p['experiment']}/metrics"]
+
+
 def _where(df: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
     for k, v in where.items():
         df = df[df[k].isin(v if isinstance(v, list) else [v])]
@@ -70,28 +75,29 @@ def _where(df: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
 
 def group_mean_diff(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     """In an analysis table: mean of ``column`` where ``by == a`` minus where ``by == b``."""
-    df = _where(t[p["analysis"]], p.get("where", {}))
+    df = _where(_table(t, p), p.get("where", {}))
     ma, mb = (float(df.loc[df[p["by"]] == k, p["column"]].mean()) for k in (p["a"], p["b"]))
     return ma - mb, f"mean {p['column']}: {p['a']} {ma:.4g}, {p['b']} {mb:.4g}"
 
 
 def column_diff(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     """In an analysis table: mean of column ``a`` minus mean of column ``b`` (rows filtered by ``where``)."""
-    df = _where(t[p["analysis"]], p.get("where", {}))
+    df = _where(_table(t, p), p.get("where", {}))
     ma, mb = float(df[p["a"]].mean()), float(df[p["b"]].mean())
     return ma - mb, f"mean {p['a']} {ma:.4g}, mean {p['b']} {mb:.4g}"
 
 
 def column_stat(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
-    """In an analysis table: ``stat`` (max, min, mean, median) of ``column`` over filtered rows."""
-    df = _where(t[p["analysis"]], p.get("where", {}))
+    """In an analysis (or experiment metrics) table: ``stat`` (max, min, mean, median) of ``column``
+    over the rows that ``where`` keeps."""
+    df = _where(_table(t, p), p.get("where", {}))
     v = float(getattr(df[p["column"]], p.get("stat", "max"))())
     return v, f"{p.get('stat', 'max')} of {p['column']} over {len(df)} rows"
 
 
 def loglog_slope(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     """Least-squares slope of log10(y) against log10(x) (rows filtered by ``where``; x range optional)."""
-    df = _where(t[p["analysis"]], p.get("where", {}))
+    df = _where(_table(t, p), p.get("where", {}))
     df = df[(df[p["x"]] > 0) & (df[p["y"]] > 0)]
     if "x_range" in p:
         lo, hi = p["x_range"]

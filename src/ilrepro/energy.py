@@ -224,9 +224,14 @@ def infer_front(net: Net, x: Tensor, target_fn: TargetFn, gamma: float = 1.0) ->
     return [torch.zeros_like(p) if p.grad is None else p.grad for p in ps]
 
 
-def energy(net: Net, state: PCState) -> dict[str, float]:
-    """Energy components (batch mean): internal (hidden) energy, output loss, and their sum."""
+def energy(net: Net, state: PCState, y: Tensor | None = None, output_weight: float = 1.0) -> dict[str, float]:
+    """Energy components (batch mean): internal (hidden) energy, output loss, and the total
+    internal + output_weight * output.
+
+    Without ``y`` the output term is the loss of the prediction against the state's target. With a
+    target recomputed every step as p + lam (y - p) (``soft_clamp(y, lam)``) the energy that inference
+    descends is sum 1/2||e_l||^2 + lam * loss(mu_L, y): pass ``y`` and ``output_weight=lam`` for it."""
     b = state.h[0].shape[0]
     internal = sum(0.5 * float((e**2).sum()) for e in state.errors[:-1]) / b
-    out = float(net.loss(state.mu[-1], state.target))
-    return {"internal": internal, "output": out, "total": internal + out}
+    out = float(net.loss(state.mu[-1], state.target if y is None else y))
+    return {"internal": internal, "output": out, "total": internal + output_weight * out}

@@ -126,11 +126,12 @@ def check_config(config: dict[str, Any]) -> None:
             cls = ALGORITHMS.get(entry["algorithm"])
             if cls is None:
                 raise ConfigError(f"{aw}.algorithm: unknown algorithm '{entry['algorithm']}'; known: {', '.join(sorted(ALGORITHMS))}")
-            unknown = set(entry.get("hparams", {})) - set(cls.defaults)
+            known_hp = cls.hparam_defaults()
+            unknown = set(entry.get("hparams", {})) - set(known_hp)
             if unknown:
                 raise ConfigError(
                     f"{aw}.hparams: '{sorted(unknown)[0]}' is not a hyper-parameter of {cls.name}; "
-                    f"it takes: {', '.join(sorted(cls.defaults)) or 'none'}"
+                    f"it takes: {', '.join(sorted(known_hp)) or 'none'}"
                 )
             supported = getattr(cls, "supported_models", None)
             if supported is not None and exp["model"].get("type", "mlp") not in supported:
@@ -221,5 +222,7 @@ def run_spec(config: dict[str, Any], experiment: str, algo: str, lr: str, seed: 
         hparams=copy.deepcopy(entry.get("hparams", {})),
         data=copy.deepcopy(config.get("data", {})),
     )
+    if "pixel_range" in exp:  # an experiment may rescale its pixels differently from the config's data
+        spec["data"]["pixel_range"] = list(exp["pixel_range"])
     return spec
 

@@ -9,7 +9,7 @@ import platform
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,6 @@ import torch
 
 from . import __version__
 from .algorithms import ALGORITHMS, make_algorithm
-from .algorithms.bp import bp_gradient
 from .data import Dataset, load_dataset
 from .io import atomic_write_json, atomic_write_parquet
 from .models import Net, build_model
@@ -43,16 +42,18 @@ def _targets(net: Net, x: torch.Tensor, y: torch.Tensor, n_classes: int) -> torc
 
 
 @torch.no_grad()
-def evaluate(net: Net, data: Dataset, chunk: int = 10_000) -> dict[str, float]:
+def evaluate(net: Net, data: Dataset, chunk: int = 10_000, predict: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
     """Feedforward evaluation on the whole test set.
 
     Classification: accuracy, test loss = mean_n sum_k (softmax_k - y_k)^2 (Alonso et al.), and
-    cross-entropy. Autoencoder: binary cross-entropy of the reconstruction (per image)."""
+    cross-entropy. Autoencoder: binary cross-entropy of the reconstruction (per image).
+    ``predict`` maps inputs to logits (default: the feedforward pass)."""
+    predict = net.logits if predict is None else predict
     n = len(data.test_y)
     acc = loss = ce = 0.0
     for i in range(0, n, chunk):
         x, y = data.test_x[i : i + chunk], data.test_y[i : i + chunk]
-        logits = net.logits(x)
+        logits = predict(x)
         target = _targets(net, x, y, data.n_classes)
         k = len(y) / n
         if net.meta.get("type") == "autoencoder":
@@ -107,7 +108,8 @@ def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     gen = torch.Generator().manual_seed(seed)
     perm, pos = torch.randperm(n_train, generator=gen), 0
 
-    rows: list[dict[str, float]] = [{"update": 0, **evaluate(net, data), "delta_norm": float("nan")}]
+    predict = lambda xb: algo.logits(net, xb)  # noqa: E731
+    rows: list[dict[str, float]] = [{"update": 0, **evaluate(net, data, predict=predict), "delta_norm": float("nan")}]
     if track_path:
         rows[0]["path_length"] = 0.0
     status = "ok"
@@ -123,7 +125,7 @@ def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
         target = _targets(net, x, data.train_y[idx], data.n_classes)
         is_eval = u % every == 0 or u == updates
         before = [w.clone() for w in net.weights] if (is_eval or track_path) else None
-        bp = bp_gradient(net, x, target) if is_eval and track_bp else None
+        bp = algo.reference_gradient(net, x, target) if is_eval and track_bp else None
         ts = time.perf_counter()
         grads = algo.step(net, x, target)
         train_time += time.perf_counter() - ts
@@ -132,7 +134,7 @@ def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
             delta = math.sqrt(sum(float(((w - b) ** 2).sum()) for w, b in zip(net.weights, before)))
             path += delta
         if is_eval:
-            row = {"update": u, **evaluate(net, data), "delta_norm": delta}
+            row = {"update": u, **evaluate(net, data, predict=predict), "delta_norm": delta}
             if track_path:
                 row["path_length"] = path
             if bp is not None:

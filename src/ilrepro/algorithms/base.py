@@ -29,8 +29,15 @@ class Algorithm:
     optimiser: ClassVar[str] = "sgd"  # "sgd" | "adam" | "none" (the update is applied as returned, lr 1)
     defaults: ClassVar[dict[str, Any]] = {}
 
+    @classmethod
+    def hparam_defaults(cls) -> dict[str, Any]:
+        """Every hyper-parameter the algorithm takes: its own, plus ``momentum`` (heavy-ball, default 0)
+        for the SGD optimiser."""
+        common = {"momentum": 0.0} if cls.optimiser == "sgd" else {}
+        return {**common, **cls.defaults}
+
     def __init__(self, net: Net, lr: float, hparams: dict[str, Any] | None = None) -> None:
-        hp = dict(self.defaults)
+        hp = self.hparam_defaults()
         for k, v in (hparams or {}).items():
             if k not in hp:
                 raise AlgorithmError(
@@ -43,7 +50,10 @@ class Algorithm:
         if self.optimiser == "adam":
             self.opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=self.opt_lr())
         else:
-            self.opt = torch.optim.SGD(params, lr=self.opt_lr())
+            momentum = float(hp.get("momentum", 0.0))
+            if not 0.0 <= momentum < 1.0:
+                raise AlgorithmError(f"algorithm '{self.name}': momentum must be in [0, 1), got {momentum}")
+            self.opt = torch.optim.SGD(params, lr=self.opt_lr(), momentum=momentum)
 
     def opt_lr(self) -> float:
         """The optimiser's step size (the swept ``lr`` unless the algorithm says otherwise)."""
@@ -51,6 +61,18 @@ class Algorithm:
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         raise NotImplementedError
+
+    def logits(self, net: Net, x: Tensor) -> Tensor:
+        """The network's output for evaluation (the feedforward pass unless the model's prediction is,
+        e.g., the free equilibrium of an energy-based network)."""
+        return net.logits(x)
+
+    def reference_gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+        """The exact gradient this algorithm approximates (``track_bp_cosine``): feedforward BP unless
+        the algorithm says otherwise (recurrent BP at the free equilibrium for EqProp)."""
+        from .bp import bp_gradient
+
+        return bp_gradient(net, x, target)
 
     def step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         """One update on a batch; ``target`` is one-hot labels (classification) or the input (autoencoder).

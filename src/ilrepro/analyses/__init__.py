@@ -60,6 +60,8 @@ def run_analysis_spec(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any
     params = analysis_params(spec["kind"], spec.get("params", {}))
     if "device" in ANALYSES[spec["kind"]].defaults and "device" not in spec.get("params", {}):
         params["device"] = spec.get("device", "cpu")
+    if "data_dir" in ANALYSES[spec["kind"]].defaults and "data_dir" not in spec.get("params", {}):
+        params["data_dir"] = spec.get("data", {}).get("dir")  # where data sets are looked for
     t0 = time.perf_counter()
     table = ANALYSES[spec["kind"]].fn(params)
     table.insert(0, "analysis", spec.get("analysis", spec["kind"]))

@@ -1,0 +1,146 @@
+"""Energy-based models at the infinitesimal inference limit (Millidge et al. 2022): PC-Nudge, EqProp, CHL.
+
+Each returns, like BP, the quantity to descend, rescaled so that it tends to the loss gradient:
+
+* ``pc_nudge`` -- predictive coding with the output loss weighted by lam (the target recomputed every
+  step as p + lam (y - p), see :func:`~ilrepro.algorithms.il.soft_clamp`), on the shared inference loop;
+  the local Hebbian update divided by lam. -> feedforward BP as lam -> 0.
+* ``eqprop`` -- equilibrium propagation on the Hopfield energy of :mod:`ilrepro.hopfield`: free phase,
+  nudged phase(s) with E + beta * loss, update (dE/dtheta(x^beta) - dE/dtheta(x*)) / beta (one-sided),
+  (dE/dtheta(x^beta) - dE/dtheta(x^-beta)) / 2 beta (symmetric) or one-sided with a random sign.
+  -> recurrent BP (the loss gradient at the free fixed point) as beta -> 0.
+* ``chl`` -- contrastive Hebbian learning: the output hard-clamped to the label, feedback gamma, update
+  (dE/dtheta(clamped) - dE/dtheta(free)) / gamma^L, i.e. per-layer learning rates gamma^-(L-1-l) on the
+  Hebbian rule. -> the gradient of the feedforward (gamma = 0) network as gamma -> 0.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from ..energy import InferenceConfig, infer, weight_directions
+from ..hopfield import HopfieldConfig, free_output, initial_state, param_gradient, recurrent_bp, relax
+from ..models import Net
+from .base import Algorithm, AlgorithmError, Tensor, register
+from .il import soft_clamp
+
+__all__ = ["PCNudge", "EqProp", "CHL", "pc_nudge_gradient", "eqprop_gradient", "chl_gradient", "Estimator"]
+
+Estimator = Literal["one_sided", "symmetric", "random"]
+ESTIMATORS = ("one_sided", "symmetric", "random")
+
+
+def pc_nudge_gradient(net: Net, x: Tensor, y: Tensor, lam: float, cfg: InferenceConfig) -> list[Tensor]:
+    """PC with output weight lam after ``cfg.T`` inference steps: minus the local Hebbian update / lam."""
+    state = infer(net, x, soft_clamp(y, lam), cfg)
+    return [-d / lam for d in weight_directions(net, state)]
+
+
+def eqprop_gradient(
+    net: Net,
+    x: Tensor,
+    y: Tensor,
+    cfg: HopfieldConfig,
+    beta: float,
+    estimator: Estimator = "one_sided",
+    sign: float = 1.0,
+    free: list[Tensor] | None = None,
+) -> list[Tensor]:
+    """The EqProp estimate of d loss(x*) / d theta. ``sign`` (+-1) is the nudge's sign for the
+    ``random`` estimator (drawn by the caller); ``free`` reuses a free equilibrium already computed."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"unknown EqProp estimator '{estimator}'; known: {', '.join(ESTIMATORS)}")
+    if beta <= 0:
+        raise ValueError(f"EqProp nudge beta must be > 0, got {beta}")
+    T2 = cfg.T if cfg.T_nudge is None else cfg.T_nudge
+    if free is None:
+        free = relax(net, initial_state(net, x), cfg.T, cfg.dt, cfg.gamma)
+
+    def nudged(b: float) -> list[Tensor]:
+        xs = relax(net, free, T2, cfg.dt, cfg.gamma, y=y, beta=b)
+        return param_gradient(net, xs, cfg.gamma)
+
+    if estimator == "symmetric":
+        plus, minus = nudged(beta), nudged(-beta)
+        return [(p - m) / (2 * beta) for p, m in zip(plus, minus)]
+    b = beta * (sign if estimator == "random" else 1.0)
+    g0 = param_gradient(net, free, cfg.gamma)
+    return [(p - q) / b for p, q in zip(nudged(b), g0)]
+
+
+def chl_gradient(net: Net, x: Tensor, y: Tensor, cfg: HopfieldConfig) -> list[Tensor]:
+    """CHL with feedback ``cfg.gamma``: clamped-phase minus free-phase dE/dtheta, rescaled by gamma^-L."""
+    T2 = cfg.T if cfg.T_nudge is None else cfg.T_nudge
+    free = relax(net, initial_state(net, x), cfg.T, cfg.dt, cfg.gamma)
+    clamped = relax(net, [*free[:-1], y.to(free[-1].dtype)], T2, cfg.dt, cfg.gamma, clamp_output=True)
+    return [c - f for c, f in zip(param_gradient(net, clamped, cfg.gamma), param_gradient(net, free, cfg.gamma))]
+
+
+@register
+class PCNudge(Algorithm):
+    name = "pc_nudge"
+    label = "PC-Nudge"
+    parameterisation = "post"
+    defaults = {"lam": 1e-4, "T": 50, "dt": 0.3}
+
+    def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+        dt = float(self.hp["dt"])
+        return pc_nudge_gradient(net, x, target, float(self.hp["lam"]), InferenceConfig(int(self.hp["T"]), dt, dt))
+
+
+class _Hopfield(Algorithm):
+    """Shared by EqProp and CHL: the Hopfield network's prediction is its free equilibrium."""
+
+    parameterisation = "post"
+    supported_models = ("mlp",)
+
+    def config(self) -> HopfieldConfig:
+        return HopfieldConfig(int(self.hp["T"]), float(self.hp["dt"]), float(self.hp.get("gamma", 1.0)), int(self.hp["T_nudge"]))
+
+    def logits(self, net: Net, x: Tensor) -> Tensor:
+        return free_output(net, x, self.config())
+
+
+@register
+class EqProp(_Hopfield):
+    name = "eqprop"
+    label = "EqProp"
+    defaults = {"beta": 0.1, "estimator": "symmetric", "T": 40, "T_nudge": 20, "dt": 0.5}
+
+    def __init__(self, net: Net, lr: float, hparams: dict | None = None) -> None:
+        super().__init__(net, lr, hparams)
+        if self.hp["estimator"] not in ESTIMATORS:
+            raise AlgorithmError(f"eqprop: hyper-parameter 'estimator' must be one of {', '.join(ESTIMATORS)}, got '{self.hp['estimator']}'")
+        self.gen = torch.Generator().manual_seed(0)  # the random-sign estimator's signs
+
+    def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+        sign = 1.0 if torch.rand((), generator=self.gen) < 0.5 else -1.0
+        return eqprop_gradient(net, x, target, self.config(), float(self.hp["beta"]), self.hp["estimator"], sign)
+
+    def reference_gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+        """Recurrent BP: the loss gradient at the free fixed point."""
+        return recurrent_bp(net, x, target, self.config())
+
+
+@register
+class CHL(_Hopfield):
+    name = "chl"
+    label = "CHL"
+    defaults = {"gamma": 0.1, "T": 40, "T_nudge": 20, "dt": 0.5}
+
+    def __init__(self, net: Net, lr: float, hparams: dict | None = None) -> None:
+        super().__init__(net, lr, hparams)
+        if not 0.0 < float(self.hp["gamma"]) <= 1.0:
+            raise AlgorithmError(f"chl: hyper-parameter 'gamma' (feedback) must be in (0, 1], got {self.hp['gamma']}")
+        if net.output_loss != "mse":
+            raise AlgorithmError("chl: the hard clamp x_L = y is the squared-error output; set model.output_loss: mse")
+
+    def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+        return chl_gradient(net, x, target, self.config())
+
+    def reference_gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+        """BP of the feedforward (gamma = 0) network: for ReLU units exactly the MLP's BP."""
+        cfg = self.config()
+        return recurrent_bp(net, x, target, HopfieldConfig(cfg.T, cfg.dt, 0.0))

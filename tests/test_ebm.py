@@ -1,0 +1,223 @@
+"""Millidge et al. 2022: PC-Nudge, EqProp and CHL tend to (their) BP as the nudge / feedback -> 0."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ilrepro.algorithms import make_algorithm
+from ilrepro.algorithms.bp import bp_gradient
+from ilrepro.algorithms.ebm import chl_gradient, eqprop_gradient, pc_nudge_gradient
+from ilrepro.algorithms.il import soft_clamp
+from ilrepro.energy import InferenceConfig, energy, infer, pc_state
+from ilrepro.experiments import ConfigError, check_config
+from ilrepro.hopfield import HopfieldConfig, initial_state, layer_energies, recurrent_bp, relax
+from ilrepro.models import ACTIVATIONS
+
+from conftest import batch, small_mlp
+
+
+def _flat(g):
+    return torch.cat([t.flatten() for t in g])
+
+
+def _rel(a, b) -> float:
+    a, b = _flat(a), _flat(b)
+    return float((a - b).norm() / b.norm())
+
+
+def _slope(betas, errs) -> float:
+    return float(np.polyfit(np.log10(betas), np.log10(errs), 1)[0])
+
+
+def _millidge_net(seed=0):
+    """Millidge's setting: post-activation ReLU MLP, identity output, squared error."""
+    return small_mlp("post", seed=seed, hidden=(8, 6), output_loss="mse")
+
+
+def _hopfield_net(seed=0, act="sigmoid"):
+    return small_mlp("post", seed=seed, hidden=(8, 6), activation=act, output_loss="mse")
+
+
+# ------------------------------------------------------------------------------------------ PC-Nudge
+def test_pc_nudge_tends_to_bp_linearly_and_reaches_it():
+    """g_PC / lam -> g_BP: log-log slope ~1, and <= 1e-6 relative error at lam = 1e-7 (equilibrium)."""
+    net = _millidge_net()
+    x, y = batch(n=3)
+    bp = bp_gradient(net, x, y)
+    cfg = InferenceConfig(T=400, gamma_bot=0.3, gamma_top=0.3)
+    lams = [1e-1, 3e-2, 1e-2, 3e-3, 1e-3]
+    errs = [_rel(pc_nudge_gradient(net, x, y, lam, cfg), bp) for lam in lams]
+    assert 0.9 < _slope(lams, errs) < 1.1, errs
+    assert _rel(pc_nudge_gradient(net, x, y, 1e-7, cfg), bp) <= 1e-6
+
+
+def test_pc_nudge_needs_equilibrium():
+    """With too few inference steps the rescaled update is not BP (the limit needs the equilibrium)."""
+    net = _millidge_net()
+    x, y = batch(n=3)
+    err = _rel(pc_nudge_gradient(net, x, y, 1e-4, InferenceConfig(T=1, gamma_bot=0.3, gamma_top=0.3)), bp_gradient(net, x, y))
+    assert err > 0.1
+
+
+def test_weighted_energy_is_what_inference_descends_and_decreases():
+    """With the target p + lam (y - p), F = sum 1/2||e||^2 + lam * loss(mu_L, y): -dF/dh is the
+    inference step's direction, and F decreases monotonically for a small step."""
+    net = _millidge_net()
+    x, y = batch(n=4)
+    lam = 0.5
+    tgt = soft_clamp(y, lam)
+    with torch.no_grad():
+        h = net.forward(x)[:-1]
+    h = [h[0]] + [v + 0.2 for v in h[1:]]
+    st, fb = pc_state(net, h, tgt, feedback=True)
+    hs = [h[0]] + [v.clone().requires_grad_(True) for v in h[1:]]
+    mu = [net.layer(l, hs[l]) for l in range(net.n_layers)]
+    F = sum(0.5 * ((hs[l] - mu[l - 1]) ** 2).sum() for l in range(1, net.n_layers)) + x.shape[0] * lam * net.loss(mu[-1], y)
+    assert math.isclose(float(F.detach()) / x.shape[0], energy(net, st, y, lam)["total"], rel_tol=1e-12)
+    grads = torch.autograd.grad(F, hs[1:])
+    for l in range(1, net.n_layers):
+        torch.testing.assert_close(-st.errors[l - 1] + fb[l - 1], -grads[l - 1], rtol=1e-10, atol=1e-12)
+    totals = []
+    infer(net, x, tgt, InferenceConfig(T=50, gamma_bot=0.1, gamma_top=0.1), on_step=lambda t, s: totals.append(energy(net, s, y, lam)["total"]))
+    assert all(b <= a + 1e-12 for a, b in zip(totals, totals[1:])), totals
+    assert totals[-1] < totals[0]
+
+
+def test_pc_nudge_algorithm_with_momentum():
+    net = _millidge_net()
+    x, y = batch(n=3)
+    algo = make_algorithm("pc_nudge", net, 0.1, {"lam": 1e-3, "T": 30, "dt": 0.3, "momentum": 0.9})
+    assert algo.opt.param_groups[0]["momentum"] == 0.9
+    expected = pc_nudge_gradient(net, x, y, 1e-3, InferenceConfig(30, 0.3, 0.3))
+    before = [p.clone() for p in net.params]
+    g = algo.step(net, x, y)
+    for a, b in zip(g, expected):
+        torch.testing.assert_close(a, b)
+    for p, b0, gi in zip(net.params, before, g):
+        torch.testing.assert_close(p, b0 - 0.1 * gi)
+
+
+def test_momentum_is_checked_in_config():
+    base = {
+        "experiments": {
+            "e": {
+                "dataset": "digits", "model": {"type": "mlp"}, "batch_size": 4, "updates": 2, "eval_every": 1, "seeds": [0],
+                "algorithms": {"a": {"algorithm": "bp_sgd", "lr": [0.1], "hparams": {"momentum": 0.9}}},
+            }
+        },
+        "figures": {},
+    }
+    check_config(base)
+    base["experiments"]["e"]["algorithms"]["a"]["algorithm"] = "bp_adam"
+    with pytest.raises(ConfigError, match="momentum"):
+        check_config(base)
+
+
+# ------------------------------------------------------------------------------------- Hopfield net
+def test_hopfield_relaxation_descends_energy_and_reaches_fixed_point():
+    """Gradient descent on E + beta * loss lowers it monotonically; at gamma < 1 the free fixed point
+    satisfies x_l = rho'(x_l) (a_l + gamma W_l^T rho(x_{l+1})) (hand-written check of the preconditioned force)."""
+    net = _hopfield_net()
+    x, y = batch(n=3)
+    xs = initial_state(net, x)
+    beta = 0.5
+
+    def F(state):
+        return float(sum(layer_energies(net, state))) + beta * x.shape[0] * float(net.loss(state[-1], y))
+
+    vals = [F(xs)]
+    for _ in range(40):
+        xs = relax(net, xs, 1, 0.2, y=y, beta=beta)
+        vals.append(F(xs))
+    assert all(b <= a + 1e-12 for a, b in zip(vals, vals[1:])), vals
+    gamma = 0.3
+    xs = relax(net, initial_state(net, x), 300, 0.5, gamma)
+    rho = ACTIVATIONS["sigmoid"]
+    for l in range(1, net.n_layers):
+        w, b = net.layer_params(l - 1)
+        pre = xs[l - 1].flatten(1) if l == 1 else rho(xs[l - 1])
+        drive = pre @ w.T + b + gamma * (xs[l + 1] if l + 1 == net.n_layers else rho(xs[l + 1])) @ net.layer_params(l)[0]
+        s = rho(xs[l])
+        torch.testing.assert_close(xs[l], s * (1 - s) * drive, rtol=1e-10, atol=1e-12)
+
+
+def test_recurrent_bp_is_the_loss_gradient_at_the_free_fixed_point():
+    """The reference for EqProp: its directional derivative matches a central finite difference of
+    loss(x*(theta)) with fresh relaxations."""
+    net = _hopfield_net()
+    x, y = batch(n=2)
+    cfg = HopfieldConfig(T=300, dt=0.5)
+    g = recurrent_bp(net, x, y, cfg)
+    d = [torch.randn(p.shape, generator=torch.Generator().manual_seed(i), dtype=p.dtype) for i, p in enumerate(net.params)]
+    eps = 1e-5
+
+    def loss_at(sign):
+        n = net.clone()
+        n.params = [p + sign * eps * v for p, v in zip(net.params, d)]
+        return float(n.loss(relax(n, initial_state(n, x), cfg.T, cfg.dt)[-1], y))
+
+    fd = (loss_at(1) - loss_at(-1)) / (2 * eps)
+    an = float(sum((a * v).sum() for a, v in zip(g, d)))
+    assert math.isclose(fd, an, rel_tol=1e-6), (fd, an)
+    # and it is not feedforward BP: the free equilibrium of the Hopfield net is no feedforward pass
+    assert _rel(g, bp_gradient(net, x, y)) > 0.05
+
+
+def test_relu_hopfield_without_feedback_is_the_mlp():
+    """At gamma = 0 with ReLU units the free state is the feedforward pass and the reference is BP."""
+    net = _hopfield_net(act="relu")
+    x, y = batch(n=3)
+    cfg = HopfieldConfig(T=50, dt=0.5, gamma=0.0)
+    assert _rel(recurrent_bp(net, x, y, cfg), bp_gradient(net, x, y)) < 1e-12
+
+
+# ---------------------------------------------------------------------------------- EqProp and CHL
+BETAS = [1e-1, 3e-2, 1e-2, 3e-3, 1e-3]
+
+
+@pytest.mark.parametrize(("estimator", "order"), [("one_sided", 1), ("symmetric", 2), ("random", 1)])
+def test_eqprop_tends_to_recurrent_bp(estimator, order):
+    net = _hopfield_net()
+    x, y = batch(n=2)
+    cfg = HopfieldConfig(T=300, dt=0.5)
+    free = relax(net, initial_state(net, x), cfg.T, cfg.dt)
+    ref = recurrent_bp(net, x, y, cfg, xs=free)
+    errs = [_rel(eqprop_gradient(net, x, y, cfg, b, estimator, sign=-1.0, free=free), ref) for b in BETAS]
+    assert order - 0.15 < _slope(BETAS, errs) < order + 0.15, errs
+    assert errs[-1] < 2e-3
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "relu"])
+def test_chl_tends_to_feedforward_bp_as_feedback_vanishes(act):
+    net = _hopfield_net(act=act)
+    x, y = batch(n=2)
+    ref = recurrent_bp(net, x, y, HopfieldConfig(T=300, dt=0.5, gamma=0.0))
+    if act == "relu":
+        ref = bp_gradient(net, x, y)
+    errs = [_rel(chl_gradient(net, x, y, HopfieldConfig(T=300, dt=0.5, gamma=g)), ref) for g in BETAS]
+    assert 0.85 < _slope(BETAS, errs) < 1.15, errs
+
+
+def test_plain_chl_is_not_bp():
+    """At full feedback (gamma = 1) CHL's update is far from BP: the limit is needed."""
+    net = _hopfield_net(act="relu")
+    x, y = batch(n=2)
+    ref = recurrent_bp(net, x, y, HopfieldConfig(T=300, dt=0.5, gamma=0.0))
+    assert _rel(chl_gradient(net, x, y, HopfieldConfig(T=300, dt=0.5, gamma=1.0)), ref) > 0.2
+
+
+def test_eqprop_and_chl_algorithms_train_and_report_their_reference():
+    from ilrepro.train import train
+
+    spec = {
+        "experiment": "t", "dataset": "digits", "model": {"type": "mlp", "hidden": [8], "activation": "sigmoid", "output_loss": "mse"},
+        "batch_size": 8, "updates": 4, "eval_every": 2, "seed": 0, "lr": 0.05, "dtype": "float64", "track_bp_cosine": True,
+    }
+    for algo, hp in (("eqprop", {"beta": 0.01, "T": 60, "T_nudge": 40}), ("chl", {"gamma": 0.01, "T": 60, "T_nudge": 40})):
+        df, meta = train({**spec, "algorithm": algo, "hparams": hp})
+        assert meta["status"] == "ok"
+        assert (df["bp_cosine"].dropna() > 0.95).all(), df
