@@ -69,3 +69,20 @@ def test_bad_config_is_rejected_naming_the_key(path, value, message):
 def test_lr_labels_round_trip():
     for lr in (0.015, 1e-4, 2.5, 100, 5e-6):
         assert float(lr_label(lr)) == lr
+
+
+@pytest.mark.parametrize(
+    "model,algorithm,hparams,message",
+    [
+        ({"type": "mlp", "hidden": [8]}, "chl", {}, r"experiments.e.algorithms.x: chl: .*output_loss: mse"),
+        ({"type": "cnn", "channels": [4], "kernels": [3]}, "eqprop", {}, r"experiments.e.algorithms.x.algorithm: eqprop does not support model type 'cnn'"),
+        ({"type": "cnn", "channels": [4, 4], "kernels": [5, 5], "strides": [2, 2]}, "bp_sgd", {}, r"experiments.e.model: .*no spatial extent"),
+        ({"type": "mlp", "hidden": [8], "output_loss": "mse"}, "eqprop", {"estimator": "sideways"}, r"experiments.e.algorithms.x: eqprop: .*estimator"),
+    ],
+)
+def test_impossible_combination_is_rejected_before_any_job(model, algorithm, hparams, message):
+    c = copy.deepcopy(BASE)
+    c["experiments"]["e"]["model"] = model
+    c["experiments"]["e"]["algorithms"] = {"x": {"algorithm": algorithm, "lr": [0.1], "hparams": hparams}}
+    with pytest.raises(ConfigError, match=message):
+        validate_config(c)

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["Dataset", "DatasetError", "DATASETS", "load_dataset", "read_idx"]
+__all__ = ["Dataset", "DatasetError", "DATASETS", "SHAPES", "load_dataset", "read_idx"]
 
 
 class DatasetError(RuntimeError):
@@ -200,6 +200,14 @@ DATASETS: dict[str, Callable[[Path, bool], Dataset]] = {
     "mnist": _mnist_like("mnist", "MNIST", ()),
     "fashion_mnist": _mnist_like("fashion_mnist", "FashionMNIST", ("/usr/share/datasets/fashion-mnist",)),
     "cifar10": _load_cifar10,
+}
+
+# (image shape, classes) of every registered data set, known without loading it (config checks)
+SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
+    "digits": ((1, 8, 8), 10),
+    "mnist": ((1, 28, 28), 10),
+    "fashion_mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
 }
 
 _CACHE: dict[tuple[str, str, bool, tuple[float, float]], Dataset] = {}

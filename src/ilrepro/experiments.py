@@ -8,16 +8,19 @@ one learning rate from that entry's list (``f"{lr:g}"``), ``seed`` an integer.
 from __future__ import annotations
 
 import copy
+import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .algorithms import ALGORITHMS
+from .algorithms import ALGORITHMS, AlgorithmError, make_algorithm
 from .analyses import analysis_params
 from .claims import CHECKS
-from .data import DATASETS
+from .data import DATASETS, SHAPES
+from .models import ModelError, Net, build_model
 
 __all__ = [
     "ConfigError",
@@ -133,6 +136,7 @@ def check_config(config: dict[str, Any]) -> None:
                     f"{aw}.hparams: '{sorted(unknown)[0]}' is not a hyper-parameter of {cls.name}; "
                     f"it takes: {', '.join(sorted(known_hp)) or 'none'}"
                 )
+            _check_combination(aw, exp, entry, cls)
             supported = getattr(cls, "supported_models", None)
             if supported is not None and exp["model"].get("type", "mlp") not in supported:
                 raise ConfigError(
@@ -167,6 +171,29 @@ def check_config(config: dict[str, Any]) -> None:
             raise ConfigError(f"{where}.params.analysis: '{p['analysis']}' is not an analysis of the config")
         if c.get("figure") and c["figure"] not in config.get("figures", {}):
             raise ConfigError(f"{where}.figure: '{c['figure']}' is not a figure of the config")
+
+
+@functools.lru_cache(maxsize=None)
+def _probe_model(model_json: str, dataset: str, parameterisation: str) -> Net:
+    shape, classes = SHAPES[dataset]
+    return build_model(json.loads(model_json), shape, classes, parameterisation, 0)  # type: ignore[arg-type]
+
+
+def _check_combination(where: str, exp: dict[str, Any], entry: dict[str, Any], cls: Any) -> None:
+    """Build the experiment's model (shapes only, no data) and the algorithm on it, so that whatever the
+    model builder or the algorithm's constructor refuses (CHL without a squared-error output, a bad
+    hyper-parameter value, a conv layer too large for the image...) is a config error before any job."""
+    if supported := getattr(cls, "supported_models", None):
+        if exp["model"].get("type", "mlp") not in supported:
+            return  # reported below with its own message
+    try:
+        net = _probe_model(json.dumps(exp["model"], sort_keys=True), exp["dataset"], cls.parameterisation)
+    except ModelError as exc:
+        raise ConfigError(f"{where.rsplit('.algorithms', 1)[0]}.model: {exc}") from None
+    try:
+        make_algorithm(cls.name, net, float(entry["lr"][0]), entry.get("hparams"))
+    except (AlgorithmError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def runs(config: dict[str, Any], experiment: str | None = None) -> list[Run]:
