@@ -69,3 +69,8 @@ def test_direction_and_unmeasurable_claims(tmp_path):
     assert out.loc["holds", "result"] == "pass" and out.loc["fails", "result"] == "FAIL"
     assert out.loc["missing", "result"] == "FAIL" and math.isnan(out.loc["missing", "value"])
     assert "not measurable" in out.loc["missing", "detail"]
+
+
+def test_no_claims_gives_an_empty_table_with_its_columns():
+    out = evaluate_claims({}, [])
+    assert len(out) == 0 and "result" in out.columns

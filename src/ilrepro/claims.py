@@ -15,7 +15,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["CHECKS", "evaluate_claims", "claim_inputs"]
+__all__ = ["CHECKS", "COLUMNS", "evaluate_claims", "claim_inputs"]
+
+COLUMNS = ["claim", "paper", "figure", "statement", "quantity", "value", "threshold", "result", "detail", "threshold_source"]
 
 Tables = dict[str, pd.DataFrame]  # "<experiment>/summary", "<experiment>/metrics", "<analysis>"
 
@@ -159,4 +161,4 @@ def evaluate_claims(claims: dict[str, dict[str, Any]], paths: list[str]) -> pd.D
                 "threshold_source": c.get("source", ""),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=COLUMNS)
