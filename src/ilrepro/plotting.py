@@ -21,6 +21,8 @@ __all__ = [
     "read_analyses",
     "selected_runs",
     "curves",
+    "algorithm_colors",
+    "label_colors",
     "save_figure",
     "table_path",
     "display_name",
@@ -51,10 +53,34 @@ def selected_runs(table: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+# BP family in blues/greens, IL family in warm colours; the rest get what is left, in registry order.
+_PREFERRED = {
+    "bp_sgd": "tab:blue", "bp_adam": "tab:cyan", "bp_prox": "tab:purple", "implicit_sgd": "black",
+    "il_sgd": "tab:orange", "il_adam": "tab:brown", "il_prox": "tab:red", "il_prox_fast": "tab:pink",
+    "il_prox_adam": "tab:olive", "zil": "tab:green", "fa_zil": "tab:gray",
+    "pc_nudge": "tab:red", "eqprop": "tab:orange", "chl": "tab:purple",
+}
+
+
+def algorithm_colors() -> dict[str, object]:
+    """One colour per algorithm display name, the same in every figure."""
+    from .algorithms import ALGORITHMS
+
+    spare = iter(sns.color_palette("dark", 10))
+    return {display_name(n): _PREFERRED.get(n) or next(spare) for n in sorted(ALGORITHMS)}
+
+
+def label_colors(df: pd.DataFrame) -> dict[str, object]:
+    """Colours for a table's ``label`` column (e.g. 'IL-prox (α=5)') from its ``algorithm`` column."""
+    colors = algorithm_colors()
+    return {lab: colors[display_name(a)] for lab, a in zip(df["label"], df["algorithm"])}
+
+
 def curves(runs: pd.DataFrame, metric: str, ax: plt.Axes, upto: int | None = None, ylabel: str | None = None) -> None:
     """metric vs update, one line per algorithm (mean ± std over seeds)."""
     data = runs if upto is None else runs[runs["update"] <= upto]
-    sns.lineplot(data=data, x="update", y=metric, hue="label", errorbar="sd", ax=ax, marker="o", markersize=2.5)
+    sns.lineplot(data=data, x="update", y=metric, hue="label", errorbar="sd", ax=ax, marker="o", markersize=2.5,
+                 palette=label_colors(data))
     ax.set_xlabel("update")
     ax.set_ylabel(ylabel or metric.replace("_", " "))
     ax.legend(title=None, fontsize=7)
