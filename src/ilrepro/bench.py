@@ -15,9 +15,11 @@ process, and the hardware (:func:`ilrepro.train.environment_meta`).
 
 from __future__ import annotations
 
+import json
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -26,7 +28,7 @@ import torch
 from .algorithms import ALGORITHMS
 from .train import environment_meta, train
 
-__all__ = ["DEFAULTS", "MODELS", "bench", "ratios", "peak_rss_mb"]
+__all__ = ["DEFAULTS", "MODELS", "bench", "ratios", "peak_rss_mb", "training_performance"]
 
 # The benchmark's models: the papers' MLP (784-256-256-10 on Fashion-MNIST) and a small CNN. A model
 # type the build does not know (e.g. an RNN before it is merged) is recorded as skipped.
@@ -51,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "device": "cpu",
     "dtype": "float32",
     "data": {},
+    "model_overrides": {},  # model name -> keys overriding MODELS[name] (e.g. {mlp: {hidden: [16]}})
 }
 
 
@@ -138,7 +141,7 @@ def ratios(table: pd.DataFrame, base: str = "bp_sgd", against: tuple[str, ...] =
 def bench(cfg: dict[str, Any] | None = None, log=print) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Run every (model, algorithm, batch size) cell; returns (table, ratios, metadata)."""
     c = {**DEFAULTS, **(cfg or {})}
-    unknown = set(c) - set(DEFAULTS) - {"model_overrides"}
+    unknown = set(c) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"bench: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(DEFAULTS))}")
     torch.set_num_threads(int(c["threads"]))
@@ -156,3 +159,51 @@ def bench(cfg: dict[str, Any] | None = None, log=print) -> tuple[pd.DataFrame, p
     table = pd.DataFrame(rows)
     meta = {"config": c, "dataset": dataset, "bench_s": time.perf_counter() - t0, **environment_meta(c["device"])}
     return table, ratios(table), meta
+
+
+def _benchmark_file(meta_path: Path) -> Path:
+    """results/runs/<exp>/<algo>/lr<lr>/seed<s>/meta.json -> results/benchmarks/train/<exp>/<algo>/lr<lr>/seed<s>.tsv
+    (where the train rule's ``benchmark:`` directive writes)."""
+    parts = meta_path.parts
+    i = len(parts) - 1 - parts[::-1].index("runs")
+    return Path(*parts[:i], "benchmarks", "train", *parts[i + 1 : -2], parts[-2] + ".tsv")
+
+
+def training_performance(meta_paths: list[str | Path]) -> pd.DataFrame:
+    """One row per training job: its spec (experiment, algorithm, lr, seed, model, batch size), the
+    library's own timing (updates done, training-loop wall time, updates/s of the update steps) and, where
+    the job ran under Snakemake, its ``benchmark:`` record (wall seconds of the whole job including
+    start-up, CPU seconds, peak RSS in MB)."""
+    rows = []
+    for mp in map(Path, meta_paths):
+        meta = json.loads(mp.read_text())
+        spec = meta.get("spec", {})
+        row: dict[str, Any] = {
+            "experiment": spec.get("experiment", ""),
+            "algo": spec.get("algo", spec.get("algorithm", "")),
+            "algorithm": spec.get("algorithm", ""),
+            "lr": spec.get("lr"),
+            "seed": spec.get("seed"),
+            "model": spec.get("model", {}).get("type", ""),
+            "dataset": spec.get("dataset", ""),
+            "batch_size": spec.get("batch_size"),
+            "status": meta.get("status"),
+            "updates": meta.get("updates_done"),
+            "loop_s": meta.get("wall_s"),
+            "train_updates_per_s": meta.get("updates_per_s"),
+            "hardware": meta.get("hardware"),
+            "job_s": float("nan"),
+            "cpu_s": float("nan"),
+            "max_rss_mb": float("nan"),
+        }
+        tsv = _benchmark_file(mp)
+        if tsv.exists():
+            b = pd.read_csv(tsv, sep="\t")
+            if len(b):
+                row["job_s"] = float(b["s"].iloc[-1])
+                row["cpu_s"] = float(pd.to_numeric(b.get("cpu_time", pd.Series([float("nan")])), errors="coerce").iloc[-1])
+                row["max_rss_mb"] = float(pd.to_numeric(b.get("max_rss", pd.Series([float("nan")])), errors="coerce").iloc[-1])
+        rows.append(row)
+    cols = ["experiment", "algo", "algorithm", "lr", "seed", "model", "dataset", "batch_size", "status", "updates",
+            "loop_s", "train_updates_per_s", "hardware", "job_s", "cpu_s", "max_rss_mb"]
+    return pd.DataFrame(rows, columns=cols)

@@ -70,6 +70,7 @@ def figure_inputs(w):
         "tables": [f"results/{e}/metrics.parquet" for e in exps],
         "summaries": [f"results/{e}/summary.csv" for e in exps],
         "analysis_tables": [f"results/analyses/{a}.parquet" for a in anas],
+        "files": list(fc.get("files", [])),
     }
 
 
@@ -83,7 +84,16 @@ def figure_params(w, input, output):
         tables=list(input.tables),
         summaries=list(input.summaries),
         analysis_tables=list(input.analysis_tables),
+        files=list(input.files),
         out_pdf=output.pdf,
         out_png=output.png,
     )
     return shlex.quote(json.dumps(params))
+
+
+def bench_arg():
+    return shlex.quote(json.dumps(config.get("bench", {}), sort_keys=True))
+
+
+def all_run_files(name):
+    return [f"{r.dir}/{name}" for r in ex.runs(config)]
