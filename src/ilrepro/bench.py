@@ -49,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "lr": {"default": 0.01, "il_prox": 1.0, "il_prox_fast": 1.0, "bp_prox": 1.0},
     "hparams": {},  # algorithm -> hyper-parameters (e.g. {il_sgd: {T: 25}})
     "seed": 0,
+    "warmup_updates": 2,  # an untimed run of each cell first (lazy kernel set-up is not timed); 0: none
     "threads": 1,
     "device": "cpu",
     "dtype": "float32",
@@ -100,6 +101,8 @@ def _cell(cfg: dict[str, Any], dataset: str, model: str, algo: str, bsz: int) ->
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     try:
+        if int(cfg["warmup_updates"]) > 0:
+            train({**spec, "updates": int(cfg["warmup_updates"]), "eval_every": int(cfg["warmup_updates"])})
         df, meta = train(spec)
     except Exception as err:  # noqa: BLE001 — a combination that cannot run is a recorded result
         return {**row, "status": "skipped", "reason": f"{type(err).__name__}: {err}"}
