@@ -21,6 +21,7 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/analyses.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/claims.smk"
+include: "workflow/rules/bench.smk"
 
 
 report: "workflow/report/workflow.rst"
@@ -31,6 +32,8 @@ localrules:
     all,
     aggregate,
     figure,
+    claims,
+    performance,
 
 
 rule all:

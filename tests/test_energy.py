@@ -166,3 +166,21 @@ def test_fast_and_autograd_paths_agree(monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     for a, b in zip(dirs_fast, weight_directions(net, slow), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_each_step_is_the_written_rule_and_states_stay_untouched(batch_size):
+    """Every recorded state t+1 is h_t - gamma_top e_t + gamma_bot J^T e_{t+1} of state t, bit for bit,
+    as written with Python floats — so the loop's in-place accumulation and 0-dim step sizes change no
+    bit, and never overwrite a state an ``on_step`` hook has kept."""
+    net = small_mlp("post", hidden=(9, 7), dtype=torch.float32)
+    x, y = batch(n=batch_size, dtype=torch.float32)
+    cfg = InferenceConfig(T=6, gamma_bot=0.1, gamma_top=0.05)
+    seen = []
+    infer(net, x, lambda n, hh, logits: y, cfg, on_step=lambda t, st: seen.append(st))
+    assert len(seen) == cfg.T + 1
+    for st, nxt in zip(seen, seen[1:]):
+        _, fb = pc_state(net, st.h, lambda n, hh, logits: y, feedback=True)
+        for l in range(1, net.n_layers):
+            want = st.h[l] - cfg.gamma_top * st.errors[l - 1] + cfg.gamma_bot * fb[l - 1]
+            assert torch.equal(nxt.h[l], want)

@@ -1,5 +1,5 @@
-"""Command line: ``ilrepro train | aggregate | analyse | claims`` (what the Snakemake rules call),
-and ``ilrepro plan`` (the cluster resources a config asks for)."""
+"""Command line: ``ilrepro train | aggregate | analyse | claims | bench | performance`` (what the
+Snakemake rules call), and ``ilrepro plan`` (the cluster resources a config asks for)."""
 
 from __future__ import annotations
 
@@ -75,6 +75,32 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import bench
+    from .io import atomic_write_csv, atomic_write_json
+
+    cfg = json.loads(args.config) if args.config else {}
+    if args.threads:
+        cfg["threads"] = args.threads
+    table, ratio, meta = bench(cfg)
+    out = Path(args.out_dir)
+    atomic_write_csv(table, out / "bench.csv")
+    atomic_write_csv(ratio, out / "ratios.csv")
+    atomic_write_json({**meta, "rows": table.to_dict(orient="records"), "ratios": ratio.to_dict(orient="records")}, out / "bench.json")
+    print(f"bench: {int((table['status'] == 'ok').sum())} cells timed, {int((table['status'] != 'ok').sum())} skipped -> {out}")
+    return 0
+
+
+def _performance(args: argparse.Namespace) -> int:
+    from .bench import training_performance
+    from .io import atomic_write_csv
+
+    table = training_performance(args.meta)
+    atomic_write_csv(table, Path(args.out))
+    print(f"performance: {len(table)} training jobs -> {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ilrepro", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -121,6 +147,17 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--everything", action="store_true", help="also experiments and analyses that no figure uses")
     pl.add_argument("--calibrate", choices=["cpu", "cuda"], help="measure this machine's speed constants instead")
     pl.set_defaults(func=_plan)
+
+    b = sub.add_parser("bench", help="time every algorithm on the benchmark models (updates per second)")
+    b.add_argument("--config", default="", help="bench settings as a JSON object (see ilrepro.bench.DEFAULTS)")
+    b.add_argument("--out-dir", default="results/bench", help="writes bench.csv, ratios.csv, bench.json here")
+    b.add_argument("--threads", type=int, default=0, help="torch threads (default: the config's, else 1)")
+    b.set_defaults(func=_bench)
+
+    f = sub.add_parser("performance", help="tabulate the training jobs' Snakemake benchmark files")
+    f.add_argument("--meta", nargs="*", default=[], help="the runs' meta.json (their benchmark .tsv is found from it)")
+    f.add_argument("--out", required=True, help="output table (CSV)")
+    f.set_defaults(func=_performance)
 
     args = p.parse_args(argv)
     return int(args.func(args))

@@ -79,7 +79,9 @@ def pc_state(
     fast = net.local_vjp
     if not feedback or L == 1 or fast:
         with torch.no_grad():
-            mu = [mu0 if (l == 0 and mu0 is not None) else net.layer(l, h[l], x=h[0]) for l in range(L)]
+            x = h[0]
+            mu = [net.layer(l, h[l], x=x) for l in range(1, L)]
+            mu.insert(0, mu0 if mu0 is not None else net.layer(0, x, x=x))
             target = target_fn(net, h, mu[-1])
             errs = _errors(net, h, mu, target)
             fb = [net.linear_vjp(l, h[l], mu[l], errs[l], "input")[0] for l in range(1, L)] if feedback else []
@@ -110,20 +112,25 @@ def infer(
     """Run T steps of simultaneous inference from a feedforward initialisation (or from ``h``);
     returns the state at the final activities (t = T). ``on_step`` sees the state at every t = 0..T,
     for algorithms that read the network mid-inference (Z-IL's schedule, the papers' diagnostics)."""
-    if h is None:
-        with torch.no_grad():
-            h = net.forward(x)[:-1]
-    else:
-        h = list(h)
+    # One no-grad region for the whole loop (the autograd fallback of pc_state enables grad itself).
     with torch.no_grad():
-        mu0 = net.layer(0, h[0], x=h[0])
-    for t in range(cfg.T):
-        st, fb = pc_state(net, h, target_fn, feedback=True, mu0=mu0)
-        if on_step is not None:
-            on_step(t, st)
-        with torch.no_grad():
-            h = [h[0]] + [h[l] - cfg.gamma_top * st.errors[l - 1] + cfg.gamma_bot * fb[l - 1] for l in range(1, net.n_layers)]
-    final = pc_state(net, h, target_fn, mu0=mu0)[0]
+        h = net.forward(x)[:-1] if h is None else list(h)
+        mu0 = net.layer(0, h[0], x=h[0])  # the input is clamped: its prediction is computed once
+        # the step sizes as 0-dim tensors of the activities' dtype: the same float32 product as with
+        # Python floats, without a scalar-to-tensor conversion in every operation
+        gt, gb = (torch.tensor(g, dtype=x.dtype, device=x.device) for g in (cfg.gamma_top, cfg.gamma_bot))
+        for t in range(cfg.T):
+            st, fb = pc_state(net, h, target_fn, feedback=True, mu0=mu0)
+            if on_step is not None:
+                on_step(t, st)
+            # h_l - gamma_top e_l + gamma_bot J^T e_{l+1}, the same operations in the same order as
+            # written, but accumulated in place into fresh tensors (the state's own stay untouched)
+            new = [h[0]]
+            for l in range(1, len(h)):
+                hl = h[l] - gt * st.errors[l - 1]
+                new.append(hl.add_(fb[l - 1].mul_(gb)))
+            h = new
+        final = pc_state(net, h, target_fn, mu0=mu0)[0]
     if on_step is not None:
         on_step(cfg.T, final)
     return final
@@ -136,11 +143,8 @@ def weight_directions(net: Net, state: PCState) -> list[Tensor]:
     b = state.h[0].shape[0]
     if net.local_vjp:
         with torch.no_grad():
-            return [
-                g / b
-                for l in range(net.n_layers)
-                for g in net.linear_vjp(l, state.h[l], state.mu[l], state.errors[l], "params")
-            ]
+            grads = [g for l in range(net.n_layers) for g in net.linear_vjp(l, state.h[l], state.mu[l], state.errors[l], "params")]
+            return grads if b == 1 else [g.div_(b) for g in grads]  # fresh tensors; x / 1 == x exactly
     ps = [p.detach().requires_grad_(True) for p in net.params]
     with torch.enable_grad():
         x = state.h[0].detach()

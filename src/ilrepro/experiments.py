@@ -156,8 +156,8 @@ def check_config(config: dict[str, Any]) -> None:
             for e in fcfg.get(key, []):
                 if e not in known:
                     raise ConfigError(f"figures.{fig}.{key}: '{e}' is not one of the config's {key}; known: {', '.join(sorted(known))}")
-        if not fcfg.get("experiments") and not fcfg.get("analyses"):
-            raise ConfigError(f"figures.{fig}: needs at least one of 'experiments' or 'analyses'")
+        if not fcfg.get("experiments") and not fcfg.get("analyses") and not fcfg.get("files"):
+            raise ConfigError(f"figures.{fig}: needs at least one of 'experiments', 'analyses' or 'files'")
     for name, c in config.get("claims", {}).items():
         where = f"claims.{name}"
         if c["check"] not in CHECKS:

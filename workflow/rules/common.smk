@@ -71,6 +71,7 @@ def figure_inputs(w):
         "tables": [f"results/{e}/metrics.parquet" for e in exps],
         "summaries": [f"results/{e}/summary.csv" for e in exps],
         "analysis_tables": [f"results/analyses/{a}.parquet" for a in anas],
+        "files": list(fc.get("files", [])),
     }
 
 
@@ -84,6 +85,7 @@ def figure_params(w, input, output):
         tables=list(input.tables),
         summaries=list(input.summaries),
         analysis_tables=list(input.analysis_tables),
+        files=list(input.files),
         out_pdf=output.pdf,
         out_png=output.png,
     )
@@ -148,3 +150,11 @@ def train_group(wildcards):
     """Bundles (profiles/slurm `group-components`): CPU trainings in `train`, GPU ones in `train_gpu`,
     so that a bundle never holds a GPU idle during CPU trainings."""
     return "train_gpu" if plan.train_resources(_train_spec(wildcards)).gpu else "train"
+
+
+def bench_arg():
+    return shlex.quote(json.dumps(config.get("bench", {}), sort_keys=True))
+
+
+def all_run_files(name):
+    return [f"{r.dir}/{name}" for r in ex.runs(config)]

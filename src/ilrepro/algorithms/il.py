@@ -37,7 +37,7 @@ class ILSGD(Algorithm):
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         state = infer(net, x, self.target_fn(target), self.inference_config())
-        return [-d for d in weight_directions(net, state)]
+        return [d.neg_() for d in weight_directions(net, state)]  # fresh tensors, negated in place
 
 
 @register

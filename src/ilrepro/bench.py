@@ -1,0 +1,212 @@
+"""Training-speed benchmark: updates per second of every registered algorithm on every benchmark model.
+
+The protocol is the issue's (and the one the authors' code and pcx were timed under): one torch thread,
+a fixed number of updates at a given batch size, evaluation on the full test set every ``eval_every``
+updates. Each (model, algorithm, batch size) cell is one real :func:`ilrepro.train.train` run, so what
+is timed is exactly what the pipeline trains; ``updates_per_s`` counts the wall time of the training
+loop *including* its evaluations (the protocol's number), ``train_updates_per_s`` the update steps
+alone. Cells whose algorithm is not registered, or whose algorithm cannot train that model (it raises),
+are recorded with ``status = skipped`` and the reason, never a crash.
+
+Also reported: the cost ratios IL/BP and Z-IL/BP (time per update relative to BP-SGD on the same model
+and batch size; Z-IL appears once an algorithm named ``zil`` is registered), peak resident memory of the
+process, and the hardware (:func:`ilrepro.train.environment_meta`).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from .algorithms import ALGORITHMS
+from .train import environment_meta, train
+
+__all__ = ["DEFAULTS", "MODELS", "bench", "ratios", "peak_rss_mb", "training_performance"]
+
+# The benchmark's models: the papers' MLP (784-256-256-10 on Fashion-MNIST) and a small CNN. A model
+# type the build does not know (e.g. an RNN before it is merged) is recorded as skipped.
+MODELS: dict[str, dict[str, Any]] = {
+    "mlp": {"type": "mlp", "hidden": [256, 256]},
+    "cnn": {"type": "cnn", "channels": [16, 32], "kernels": [3, 3], "strides": [1, 2]},
+    "rnn": {"type": "rnn", "hidden": 128},
+}
+
+DEFAULTS: dict[str, Any] = {
+    "dataset": "fashion_mnist",
+    "fallback_dataset": "digits",  # used when the data set's files are not on disk
+    "models": ["mlp", "cnn", "rnn"],
+    "algorithms": ["bp_sgd", "bp_adam", "il_sgd", "il_adam", "il_prox", "il_prox_fast", "il_prox_adam", "bp_prox", "zil"],
+    "batch_sizes": [1, 64],
+    "updates": 500,
+    "eval_every": 50,
+    "lr": {"default": 0.01, "il_prox": 1.0, "il_prox_fast": 1.0, "bp_prox": 1.0},
+    "hparams": {},  # algorithm -> hyper-parameters (e.g. {il_sgd: {T: 25}})
+    "seed": 0,
+    "warmup_updates": 2,  # an untimed run of each cell first (lazy kernel set-up is not timed); 0: none
+    "threads": 1,
+    "device": "cpu",
+    "dtype": "float32",
+    "data": {},
+    "model_overrides": {},  # model name -> keys overriding MODELS[name] (e.g. {mlp: {hidden: [16]}})
+}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MiB (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / 2**20 if sys.platform == "darwin" else r / 1024
+
+
+def _dataset(cfg: dict[str, Any]) -> str:
+    from .data import DatasetError, load_dataset
+
+    try:
+        dcfg = cfg.get("data", {})
+        load_dataset(cfg["dataset"], dcfg.get("dir"), False, tuple(dcfg.get("pixel_range", (0.0, 1.0))))
+        return str(cfg["dataset"])
+    except DatasetError:
+        if not cfg.get("fallback_dataset"):
+            raise
+        return str(cfg["fallback_dataset"])
+
+
+def _cell(cfg: dict[str, Any], dataset: str, model: str, algo: str, bsz: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"model": model, "algorithm": algo, "batch_size": bsz, "dataset": dataset}
+    if algo not in ALGORITHMS:
+        return {**row, "status": "skipped", "reason": f"algorithm '{algo}' is not registered"}
+    lrs = cfg.get("lr", {})
+    spec = {
+        "experiment": "bench",
+        "algorithm": algo,
+        "dataset": dataset,
+        "data": cfg.get("data", {}),
+        "model": {**MODELS.get(model, {"type": model}), **cfg.get("model_overrides", {}).get(model, {})},
+        "lr": float(lrs.get(algo, lrs.get("default", 0.01))),
+        "hparams": cfg.get("hparams", {}).get(algo, {}),
+        "seed": int(cfg["seed"]),
+        "batch_size": bsz,
+        "updates": int(cfg["updates"]),
+        "eval_every": int(cfg["eval_every"]),
+        "threads": int(cfg["threads"]),
+        "device": cfg["device"],
+        "dtype": cfg["dtype"],
+    }
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        if int(cfg["warmup_updates"]) > 0:
+            train({**spec, "updates": int(cfg["warmup_updates"]), "eval_every": int(cfg["warmup_updates"])})
+        df, meta = train(spec)
+    except Exception as err:  # noqa: BLE001 — a combination that cannot run is a recorded result
+        return {**row, "status": "skipped", "reason": f"{type(err).__name__}: {err}"}
+    done = int(meta["updates_done"])
+    wall = float(meta["wall_s"])
+    out = {
+        **row,
+        "status": "ok" if meta["status"] == "ok" else str(meta["status"]),
+        "reason": "",
+        "updates": done,
+        "eval_every": int(cfg["eval_every"]),
+        "n_evals": int(len(df) - 1),
+        "wall_s": wall,
+        "train_s": float(meta["train_s"]),
+        "updates_per_s": done / wall if wall > 0 else float("nan"),
+        "ms_per_update": 1e3 * wall / done if done else float("nan"),
+        "train_updates_per_s": float(meta["updates_per_s"]),
+        "train_ms_per_update": 1e3 * float(meta["train_s"]) / done if done else float("nan"),
+        "peak_rss_mb": peak_rss_mb(),
+        "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else float("nan"),
+        "final_test_acc": float(df["test_acc"].iloc[-1]) if "test_acc" in df else float("nan"),
+    }
+    return out
+
+
+def ratios(table: pd.DataFrame, base: str = "bp_sgd", against: tuple[str, ...] = ("il_sgd", "zil")) -> pd.DataFrame:
+    """Time per training update of each algorithm in ``against`` relative to ``base`` on the same model
+    and batch size (from the update steps alone, so evaluation does not dilute the ratio)."""
+    ok = table[table["status"] == "ok"]
+    rows = []
+    for (model, bsz), g in ok.groupby(["model", "batch_size"]):
+        t = dict(zip(g["algorithm"], g["train_ms_per_update"]))
+        for a in against:
+            if a in t and base in t:
+                rows.append({"model": model, "batch_size": bsz, "ratio": f"{a}/{base}", "value": t[a] / t[base]})
+    return pd.DataFrame(rows, columns=["model", "batch_size", "ratio", "value"])
+
+
+def bench(cfg: dict[str, Any] | None = None, log=print) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Run every (model, algorithm, batch size) cell; returns (table, ratios, metadata)."""
+    c = {**DEFAULTS, **(cfg or {})}
+    unknown = set(c) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"bench: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(DEFAULTS))}")
+    torch.set_num_threads(int(c["threads"]))
+    dataset = _dataset(c)
+    rows = []
+    t0 = time.perf_counter()
+    for model in c["models"]:
+        for bsz in c["batch_sizes"]:
+            for algo in c["algorithms"]:
+                row = _cell(c, dataset, model, algo, int(bsz))
+                rows.append(row)
+                if log is not None:
+                    speed = f"{row['updates_per_s']:.0f} updates/s" if row["status"] == "ok" else row["reason"]
+                    log(f"{model:4s} B={bsz:<3d} {algo:14s} {row['status']:8s} {speed}")
+    table = pd.DataFrame(rows)
+    meta = {"config": c, "dataset": dataset, "bench_s": time.perf_counter() - t0, **environment_meta(c["device"])}
+    return table, ratios(table), meta
+
+
+def _benchmark_file(meta_path: Path) -> Path:
+    """results/runs/<exp>/<algo>/lr<lr>/seed<s>/meta.json -> results/benchmarks/train/<exp>/<algo>/lr<lr>/seed<s>.tsv
+    (where the train rule's ``benchmark:`` directive writes)."""
+    parts = meta_path.parts
+    i = len(parts) - 1 - parts[::-1].index("runs")
+    return Path(*parts[:i], "benchmarks", "train", *parts[i + 1 : -2], parts[-2] + ".tsv")
+
+
+def training_performance(meta_paths: list[str | Path]) -> pd.DataFrame:
+    """One row per training job: its spec (experiment, algorithm, lr, seed, model, batch size), the
+    library's own timing (updates done, training-loop wall time, updates/s of the update steps) and, where
+    the job ran under Snakemake, its ``benchmark:`` record (wall seconds of the whole job including
+    start-up, CPU seconds, peak RSS in MB)."""
+    rows = []
+    for mp in map(Path, meta_paths):
+        meta = json.loads(mp.read_text())
+        spec = meta.get("spec", {})
+        row: dict[str, Any] = {
+            "experiment": spec.get("experiment", ""),
+            "algo": spec.get("algo", spec.get("algorithm", "")),
+            "algorithm": spec.get("algorithm", ""),
+            "lr": spec.get("lr"),
+            "seed": spec.get("seed"),
+            "model": spec.get("model", {}).get("type", ""),
+            "dataset": spec.get("dataset", ""),
+            "batch_size": spec.get("batch_size"),
+            "status": meta.get("status"),
+            "updates": meta.get("updates_done"),
+            "loop_s": meta.get("wall_s"),
+            "train_updates_per_s": meta.get("updates_per_s"),
+            "hardware": meta.get("hardware"),
+            "job_s": float("nan"),
+            "cpu_s": float("nan"),
+            "max_rss_mb": float("nan"),
+        }
+        tsv = _benchmark_file(mp)
+        if tsv.exists():
+            b = pd.read_csv(tsv, sep="\t")
+            if len(b):
+                row["job_s"] = float(b["s"].iloc[-1])
+                row["cpu_s"] = float(pd.to_numeric(b.get("cpu_time", pd.Series([float("nan")])), errors="coerce").iloc[-1])
+                row["max_rss_mb"] = float(pd.to_numeric(b.get("max_rss", pd.Series([float("nan")])), errors="coerce").iloc[-1])
+        rows.append(row)
+    cols = ["experiment", "algo", "algorithm", "lr", "seed", "model", "dataset", "batch_size", "status", "updates",
+            "loop_s", "train_updates_per_s", "hardware", "job_s", "cpu_s", "max_rss_mb"]
+    return pd.DataFrame(rows, columns=cols)
