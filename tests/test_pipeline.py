@@ -201,7 +201,8 @@ def test_kill_during_aggregation_or_notebook_then_rerun(tmp_path, rule, marker):
                     pass
             time.sleep(0.05)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     assert hit, f"never saw a running {rule} job"
     assert not (d / f"figures/{FIG}.pdf").exists()
