@@ -14,13 +14,16 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
+import yaml
+
+from ilrepro.experiments import runs
 import pytest
 
 from test_pipeline import FIG, make_workdir
 
 REPO = Path(__file__).resolve().parents[1]
 EXP = "alonso_e2_digits"
-N_RUNS = 4  # config/tiny.yaml: 2 algorithms x 1 learning rate x 2 seeds
+N_RUNS = len(runs(yaml.safe_load((REPO / "config/tiny.yaml").read_text())))  # every training of the tiny config
 # Flags for a one-node test cluster, not for the user profile: it has no accounting database, so job
 # states come from squeue (the default, sacct, cannot answer); short waits keep the test short; the job
 # logs are kept so that the test can read them.
