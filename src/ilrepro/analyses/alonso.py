@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 import torch
@@ -96,6 +96,18 @@ def prox_objective(p: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _online(p: dict[str, Any], name: str, alpha: float) -> Iterator[tuple[int, Net, Any, Tensor, Tensor]]:
+    """Online (B=1) training of one algorithm on random training samples: yields (update index, net,
+    algorithm, x, target) *before* each update; the caller applies it with ``algo.step``."""
+    net, data, _ = _setup(p, ALGORITHMS[name].parameterisation)
+    algo = make_algorithm(name, net, alpha)
+    gen = torch.Generator().manual_seed(int(p["seed"]))
+    order = torch.randint(0, len(data.train_y), (int(p["updates"]),), generator=gen)
+    for u, k in enumerate(order.tolist()):
+        x = data.train_x[k : k + 1]
+        yield u, net, algo, x, _targets(net, x, data.train_y[k : k + 1], data.n_classes)
+
+
 @register_analysis(
     "update_alignment",
     {**COMMON, "algorithms": {"il_prox": 2.5, "il_sgd": 0.05}, "updates": 400, "every": 20, "tol": 1e-7},
@@ -105,13 +117,7 @@ def update_alignment(p: dict[str, Any]) -> pd.DataFrame:
     to the exact implicit-SGD update (same alpha) and to BP-SGD's update, on the same sample."""
     rows: list[dict[str, Any]] = []
     for name, alpha in p["algorithms"].items():
-        net, data, _ = _setup(p, ALGORITHMS[name].parameterisation)
-        algo = make_algorithm(name, net, float(alpha))
-        gen = torch.Generator().manual_seed(int(p["seed"]))
-        order = torch.randint(0, len(data.train_y), (int(p["updates"]),), generator=gen)
-        for u, k in enumerate(order.tolist()):
-            x = data.train_x[k : k + 1]
-            y = _targets(net, x, data.train_y[k : k + 1], data.n_classes)
+        for u, net, algo, x, y in _online(p, name, float(alpha)):
             if u % int(p["every"]) == 0:
                 il = [-g for g in algo.gradient(net, x, y)]  # (cosines are scale-free: no step size needed)
                 bp = [-float(alpha) * g for g in bp_gradient(net, x, y)]
@@ -128,13 +134,7 @@ def target_activity(p: dict[str, Any]) -> pd.DataFrame:
     """How close the network's activities come to the inferred targets after an update on the same input."""
     rows: list[dict[str, Any]] = []
     for name, alpha in p["algorithms"].items():
-        net, data, _ = _setup(p, ALGORITHMS[name].parameterisation)
-        algo = make_algorithm(name, net, float(alpha))
-        gen = torch.Generator().manual_seed(int(p["seed"]))
-        order = torch.randint(0, len(data.train_y), (int(p["updates"]),), generator=gen)
-        for u, k in enumerate(order.tolist()):
-            x = data.train_x[k : k + 1]
-            y = _targets(net, x, data.train_y[k : k + 1], data.n_classes)
+        for u, net, algo, x, y in _online(p, name, float(alpha)):
             if u % int(p["every"]) != 0:
                 algo.step(net, x, y)
                 continue
