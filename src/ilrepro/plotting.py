@@ -25,6 +25,7 @@ __all__ = [
     "label_colors",
     "save_figure",
     "table_path",
+    "flat",
     "display_name",
     "setup",
 ]
@@ -84,6 +85,14 @@ def curves(runs: pd.DataFrame, metric: str, ax: plt.Axes, upto: int | None = Non
     ax.set_xlabel("update")
     ax.set_ylabel(ylabel or metric.replace("_", " "))
     ax.legend(title=None, fontsize=7)
+
+
+def flat(df: pd.DataFrame) -> pd.DataFrame:
+    """Flatten (column, statistic) column pairs into 'column_statistic' for a CSV table."""
+    if isinstance(df.columns, pd.MultiIndex):
+        df = df.copy()
+        df.columns = ["_".join(str(p) for p in c if p != "") for c in df.columns]
+    return df
 
 
 def table_path(out_pdf: str) -> str:
