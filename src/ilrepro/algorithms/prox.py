@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import torch
 
-from ..energy import InferenceConfig, TargetFn, infer, weight_directions
+from ..energy import InferenceConfig, PCState, TargetFn, infer, weight_directions
 from ..models import Net
 from .base import Algorithm, Tensor, register
 from .bp import bp_gradient
 
-__all__ = ["ILProx", "ILProxFast", "ILProxAdam", "BPProx", "ImplicitSGD", "prox_target", "activity_norm", "implicit_sgd_solve"]
+__all__ = ["ILProx", "ILProxFast", "ILProxAdam", "BPProx", "ImplicitSGD", "prox_target", "activity_norm", "il_prox_update", "implicit_sgd_solve"]
 
 
 def activity_norm(a: Tensor) -> Tensor:
@@ -57,6 +57,17 @@ def prox_target(y: Tensor, alpha: float, eps: float) -> TargetFn:
     return target
 
 
+def il_prox_update(net: Net, state: PCState, eps: float) -> list[Tensor]:
+    """IL-prox's weight update at an inference state: each layer's local Hebbian direction divided by
+    n_l = mean_b ||a_l||^2 + 1 + eps (no step size of its own)."""
+    dirs = weight_directions(net, state)
+    out = []
+    for l in range(net.n_layers):
+        n_l = activity_norm(net.presynaptic(l, state.h[l])) + 1.0 + eps
+        out += [dirs[2 * l] / n_l, dirs[2 * l + 1] / n_l]
+    return out
+
+
 @register
 class ILProx(Algorithm):
     name = "il_prox"
@@ -72,14 +83,8 @@ class ILProx(Algorithm):
         return prox_target(y, self.lr, float(self.hp["eps"]))
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
-        eps = float(self.hp["eps"])
         state = infer(net, x, self.target_fn(target), self.inference_config())
-        dirs = weight_directions(net, state)
-        out = []
-        for l in range(net.n_layers):
-            n_l = activity_norm(net.presynaptic(l, state.h[l])) + 1.0 + eps
-            out += [-dirs[2 * l] / n_l, -dirs[2 * l + 1] / n_l]
-        return out
+        return [-d for d in il_prox_update(net, state, float(self.hp["eps"]))]
 
 
 @register

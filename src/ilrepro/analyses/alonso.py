@@ -26,9 +26,9 @@ import torch
 from ..algorithms import ALGORITHMS, make_algorithm
 from ..algorithms.bp import bp_gradient
 from ..algorithms.il import hard_clamp
-from ..algorithms.prox import activity_norm, implicit_sgd_solve, prox_target
+from ..algorithms.prox import il_prox_update, implicit_sgd_solve, prox_target
 from ..data import load_dataset
-from ..energy import InferenceConfig, PCState, infer, weight_directions
+from ..energy import InferenceConfig, PCState, infer
 from ..models import Net, build_model
 from ..train import DTYPES, _targets, cosine
 from . import register_analysis
@@ -49,15 +49,6 @@ def _prox_value(net: Net, x: Tensor, y: Tensor, theta: list[Tensor], phi: list[T
     with torch.no_grad():
         move = sum(float(((a - b) ** 2).sum()) for a, b in zip(phi, theta))
         return float(net.loss(net.logits(x, phi), y)) + move / (2 * alpha)
-
-
-def _il_prox_update(net: Net, state: PCState, eps: float) -> list[Tensor]:
-    dirs = weight_directions(net, state)
-    out = []
-    for l in range(net.n_layers):
-        n_l = activity_norm(net.presynaptic(l, state.h[l])) + 1.0 + eps
-        out += [dirs[2 * l] / n_l, dirs[2 * l + 1] / n_l]
-    return out
 
 
 @register_analysis("prox_objective", {**COMMON, "alpha": 1.0, "eps": 0.0, "T": 25, "gamma": 0.015, "samples": 20, "random_init_scale": 1.0})
@@ -89,7 +80,7 @@ def prox_objective(p: dict[str, Any]) -> pd.DataFrame:
                 panel = f"{init} init" + (" + full clamp" if clamp == "full clamp" else "")
 
                 def hook(t: int, st: PCState, panel: str = panel) -> None:
-                    upd = [q + d for q, d in zip(theta, _il_prox_update(net, st, eps))]
+                    upd = [q + d for q, d in zip(theta, il_prox_update(net, st, eps))]
                     rows.append({**base, "method": "IL-prox", "panel": panel, "t": t, "P": _prox_value(net, x, y, theta, upd, alpha)})
 
                 infer(net, x, tf, cfg, h=h, on_step=hook)
@@ -179,7 +170,7 @@ def toy_alignment(p: dict[str, Any]) -> pd.DataFrame:
                 alpha = float(alpha)
                 bp = [q - alpha * g for q, g in zip(net.params, bp_gradient(net, x, y))]
                 st = infer(net, x, prox_target(y, alpha, 0.0), cfg)
-                il = [q + d for q, d in zip(net.params, _il_prox_update(net, st, 0.0))]
+                il = [q + d for q, d in zip(net.params, il_prox_update(net, st, 0.0))]
                 for method, phi in (("BP-SGD", bp), ("IL-prox", il)):
                     with torch.no_grad():
                         dz = net.logits(x, phi) - z
