@@ -66,21 +66,22 @@ def test_cli_writes_table_ratios_and_metadata(tmp_path):
 
 
 def test_training_performance_reads_meta_and_snakemake_benchmark(tmp_path):
-    run = tmp_path / "results" / "runs" / "e2" / "il" / "lr0.1" / "seed3"
+    run = tmp_path / "results" / "runs" / "e2" / "il" / "lr0.1"
     run.mkdir(parents=True)
-    spec = {"experiment": "e2", "algo": "il", "algorithm": "il_sgd", "lr": 0.1, "seed": 3, "dataset": "digits",
+    spec = {"experiment": "e2", "algo": "il", "algorithm": "il_sgd", "lr": 0.1, "seeds": [3, 4], "dataset": "digits",
             "model": {"type": "mlp"}, "batch_size": 1}
     (run / "meta.json").write_text(json.dumps({"spec": spec, "status": "ok", "updates_done": 100, "wall_s": 2.0,
-                                               "updates_per_s": 80.0, "hardware": "cpu"}))
-    tsv = tmp_path / "results" / "benchmarks" / "train" / "e2" / "il" / "lr0.1" / "seed3.tsv"
+                                               "updates_per_s": 80.0, "hardware": "cpu", "vectorised": True}))
+    tsv = tmp_path / "results" / "benchmarks" / "train" / "e2" / "il" / "lr0.1.tsv"
     tsv.parent.mkdir(parents=True)
     tsv.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
                    "3.5\t0:00:03\t210.5\t900\t200\t205\t0\t1\t90\t3.1\n")
-    other = tmp_path / "results" / "runs" / "e2" / "bp" / "lr0.1" / "seed3"
+    other = tmp_path / "results" / "runs" / "e2" / "bp" / "lr0.1"
     other.mkdir(parents=True)
     (other / "meta.json").write_text(json.dumps({"spec": {**spec, "algo": "bp"}, "status": "ok", "updates_done": 100}))
     t = training_performance([run / "meta.json", other / "meta.json"])
     first = t.iloc[0]
     assert (first["algo"], first["batch_size"], first["updates"], first["train_updates_per_s"]) == ("il", 1, 100, 80.0)
+    assert (first["seeds"], first["vectorised"]) == (2, True)
     assert (first["job_s"], first["cpu_s"], first["max_rss_mb"]) == (3.5, 3.1, 210.5)
     assert pd.isna(t.iloc[1]["job_s"])  # no benchmark file: recorded as missing, not an error

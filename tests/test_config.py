@@ -41,9 +41,11 @@ def test_valid_config_gets_defaults():
     c = validate_config(copy.deepcopy(BASE))
     assert c["defaults"] == {"device": "cpu", "dtype": "float32", "threads": 1}
     assert c["data"]["download"] is False
-    assert len(runs(c)) == 6
-    spec = run_spec(c, "e", "il", "0.05", 1)
+    assert len(runs(c)) == 3 and {r.seeds for r in runs(c)} == {(0, 1)}  # one run per lr, all seeds
+    spec = run_spec(c, "e", "il", "0.05")
     assert spec["hparams"] == {"T": 5} and spec["algorithm"] == "il_sgd" and spec["lr"] == 0.05
+    assert spec["seeds"] == [0, 1] and "seed" not in spec
+    assert run_spec(c, "e", "il", "0.05", 1)["seed"] == 1 and "seeds" not in run_spec(c, "e", "il", "0.05", 1)
 
 
 @pytest.mark.parametrize(
@@ -76,6 +78,7 @@ def test_lr_labels_round_trip():
     [
         ({"type": "mlp", "hidden": [8]}, "chl", {}, r"experiments.e.algorithms.x: chl: .*output_loss: mse"),
         ({"type": "cnn", "channels": [4], "kernels": [3]}, "eqprop", {}, r"experiments.e.algorithms.x.algorithm: eqprop does not support model type 'cnn'"),
+        ({"type": "rnn", "hidden": [8]}, "il_prox", {}, r"experiments.e.algorithms.x.algorithm: il_prox does not support model type 'rnn'"),
         ({"type": "cnn", "channels": [4, 4], "kernels": [5, 5], "strides": [2, 2]}, "bp_sgd", {}, r"experiments.e.model: .*no spatial extent"),
         ({"type": "mlp", "hidden": [8], "output_loss": "mse"}, "eqprop", {"estimator": "sideways"}, r"experiments.e.algorithms.x: eqprop: .*estimator"),
     ],

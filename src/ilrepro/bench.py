@@ -8,6 +8,10 @@ loop *including* its evaluations (the protocol's number), ``train_updates_per_s`
 alone. Cells whose algorithm is not registered, or whose algorithm cannot train that model (it raises),
 are recorded with ``status = skipped`` and the reason, never a crash.
 
+With ``seeds: [1, 5]`` every cell also runs as 5 seeds trained together (:mod:`ilrepro.ensemble`:
+stacked weights, one vmapped step), and the ratios table gains the seed-vectorisation speed-up: model-
+updates per second with 5 seeds over those with 1 (evaluation, which is per model, included).
+
 Also reported: the cost ratios IL/BP and Z-IL/BP (time per update relative to BP-SGD on the same model
 and batch size; Z-IL appears once an algorithm named ``zil`` is registered), peak resident memory of the
 process, and the hardware (:func:`ilrepro.train.environment_meta`).
@@ -35,7 +39,7 @@ __all__ = ["DEFAULTS", "MODELS", "bench", "ratios", "peak_rss_mb", "training_per
 MODELS: dict[str, dict[str, Any]] = {
     "mlp": {"type": "mlp", "hidden": [256, 256]},
     "cnn": {"type": "cnn", "channels": [16, 32], "kernels": [3, 3], "strides": [1, 2]},
-    "rnn": {"type": "rnn", "hidden": 128},
+    "rnn": {"type": "rnn", "hidden": [128]},
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -49,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "lr": {"default": 0.01, "il_prox": 1.0, "il_prox_fast": 1.0, "bp_prox": 1.0},
     "hparams": {},  # algorithm -> hyper-parameters (e.g. {il_sgd: {T: 25}})
     "seed": 0,
+    "seeds": [1],  # cell sizes: n seeds (seed, seed+1, ...) trained together; 1 = one model
     "warmup_updates": 2,  # an untimed run of each cell first (lazy kernel set-up is not timed); 0: none
     "threads": 1,
     "device": "cpu",
@@ -77,8 +82,8 @@ def _dataset(cfg: dict[str, Any]) -> str:
         return str(cfg["fallback_dataset"])
 
 
-def _cell(cfg: dict[str, Any], dataset: str, model: str, algo: str, bsz: int) -> dict[str, Any]:
-    row: dict[str, Any] = {"model": model, "algorithm": algo, "batch_size": bsz, "dataset": dataset}
+def _cell(cfg: dict[str, Any], dataset: str, model: str, algo: str, bsz: int, n_seeds: int = 1) -> dict[str, Any]:
+    row: dict[str, Any] = {"model": model, "algorithm": algo, "batch_size": bsz, "seeds": n_seeds, "dataset": dataset}
     if algo not in ALGORITHMS:
         return {**row, "status": "skipped", "reason": f"algorithm '{algo}' is not registered"}
     lrs = cfg.get("lr", {})
@@ -90,7 +95,7 @@ def _cell(cfg: dict[str, Any], dataset: str, model: str, algo: str, bsz: int) ->
         "model": {**MODELS.get(model, {"type": model}), **cfg.get("model_overrides", {}).get(model, {})},
         "lr": float(lrs.get(algo, lrs.get("default", 0.01))),
         "hparams": cfg.get("hparams", {}).get(algo, {}),
-        "seed": int(cfg["seed"]),
+        **({"seeds": list(range(int(cfg["seed"]), int(cfg["seed"]) + n_seeds))} if n_seeds > 1 else {"seed": int(cfg["seed"])}),
         "batch_size": bsz,
         "updates": int(cfg["updates"]),
         "eval_every": int(cfg["eval_every"]),
@@ -106,12 +111,13 @@ def _cell(cfg: dict[str, Any], dataset: str, model: str, algo: str, bsz: int) ->
         df, meta = train(spec)
     except Exception as err:  # noqa: BLE001 — a combination that cannot run is a recorded result
         return {**row, "status": "skipped", "reason": f"{type(err).__name__}: {err}"}
-    done = int(meta["updates_done"])
+    done = int(meta["updates_done"])  # model-updates: summed over the seeds
     wall = float(meta["wall_s"])
     out = {
         **row,
         "status": "ok" if meta["status"] == "ok" else str(meta["status"]),
         "reason": "",
+        "vectorised": bool(meta["vectorised"]),
         "updates": done,
         "eval_every": int(cfg["eval_every"]),
         "n_evals": int(len(df) - 1),
@@ -130,14 +136,24 @@ def _cell(cfg: dict[str, Any], dataset: str, model: str, algo: str, bsz: int) ->
 
 def ratios(table: pd.DataFrame, base: str = "bp_sgd", against: tuple[str, ...] = ("il_sgd", "zil")) -> pd.DataFrame:
     """Time per training update of each algorithm in ``against`` relative to ``base`` on the same model
-    and batch size (from the update steps alone, so evaluation does not dilute the ratio)."""
+    and batch size, one seed (from the update steps alone, so evaluation does not dilute the ratio); and,
+    for cells run with n > 1 seeds, the seed-vectorisation speed-up ``"{n} seeds/1 ({algorithm})"``:
+    model-updates per second (evaluation included) with n seeds over that with one."""
     ok = table[table["status"] == "ok"]
+    if "seeds" not in ok:
+        ok = ok.assign(seeds=1)
     rows = []
     for (model, bsz), g in ok.groupby(["model", "batch_size"]):
-        t = dict(zip(g["algorithm"], g["train_ms_per_update"]))
+        one = g[g["seeds"] == 1]
+        t = dict(zip(one["algorithm"], one["train_ms_per_update"]))
         for a in against:
             if a in t and base in t:
                 rows.append({"model": model, "batch_size": bsz, "ratio": f"{a}/{base}", "value": t[a] / t[base]})
+        speed1 = dict(zip(one["algorithm"], one["updates_per_s"]))
+        for _, r in g[g["seeds"] > 1].iterrows():
+            if r["algorithm"] in speed1:
+                name = f"{int(r['seeds'])} seeds/1 ({r['algorithm']})"
+                rows.append({"model": model, "batch_size": bsz, "ratio": name, "value": r["updates_per_s"] / speed1[r["algorithm"]]})
     return pd.DataFrame(rows, columns=["model", "batch_size", "ratio", "value"])
 
 
@@ -154,18 +170,19 @@ def bench(cfg: dict[str, Any] | None = None, log=print) -> tuple[pd.DataFrame, p
     for model in c["models"]:
         for bsz in c["batch_sizes"]:
             for algo in c["algorithms"]:
-                row = _cell(c, dataset, model, algo, int(bsz))
-                rows.append(row)
-                if log is not None:
-                    speed = f"{row['updates_per_s']:.0f} updates/s" if row["status"] == "ok" else row["reason"]
-                    log(f"{model:4s} B={bsz:<3d} {algo:14s} {row['status']:8s} {speed}")
+                for n in c["seeds"]:
+                    row = _cell(c, dataset, model, algo, int(bsz), int(n))
+                    rows.append(row)
+                    if log is not None:
+                        speed = f"{row['updates_per_s']:.0f} model-updates/s" if row["status"] == "ok" else row["reason"]
+                        log(f"{model:4s} B={bsz:<3d} {algo:14s} seeds={int(n):<2d} {row['status']:8s} {speed}")
     table = pd.DataFrame(rows)
     meta = {"config": c, "dataset": dataset, "bench_s": time.perf_counter() - t0, **environment_meta(c["device"])}
     return table, ratios(table), meta
 
 
 def _benchmark_file(meta_path: Path) -> Path:
-    """results/runs/<exp>/<algo>/lr<lr>/seed<s>/meta.json -> results/benchmarks/train/<exp>/<algo>/lr<lr>/seed<s>.tsv
+    """results/runs/<exp>/<algo>/lr<lr>/meta.json -> results/benchmarks/train/<exp>/<algo>/lr<lr>.tsv
     (where the train rule's ``benchmark:`` directive writes)."""
     parts = meta_path.parts
     i = len(parts) - 1 - parts[::-1].index("runs")
@@ -173,8 +190,9 @@ def _benchmark_file(meta_path: Path) -> Path:
 
 
 def training_performance(meta_paths: list[str | Path]) -> pd.DataFrame:
-    """One row per training job: its spec (experiment, algorithm, lr, seed, model, batch size), the
-    library's own timing (updates done, training-loop wall time, updates/s of the update steps) and, where
+    """One row per training job: its spec (experiment, algorithm, lr, seeds, model, batch size), the
+    library's own timing (model-updates done over all seeds, training-loop wall time, model-updates/s of
+    the update steps, whether the seeds were vectorised) and, where
     the job ran under Snakemake, its ``benchmark:`` record (wall seconds of the whole job including
     start-up, CPU seconds, peak RSS in MB)."""
     rows = []
@@ -186,7 +204,8 @@ def training_performance(meta_paths: list[str | Path]) -> pd.DataFrame:
             "algo": spec.get("algo", spec.get("algorithm", "")),
             "algorithm": spec.get("algorithm", ""),
             "lr": spec.get("lr"),
-            "seed": spec.get("seed"),
+            "seeds": len(spec["seeds"]) if "seeds" in spec else 1,
+            "vectorised": bool(meta.get("vectorised", False)),
             "model": spec.get("model", {}).get("type", ""),
             "dataset": spec.get("dataset", ""),
             "batch_size": spec.get("batch_size"),
@@ -207,6 +226,6 @@ def training_performance(meta_paths: list[str | Path]) -> pd.DataFrame:
                 row["cpu_s"] = float(pd.to_numeric(b.get("cpu_time", pd.Series([float("nan")])), errors="coerce").iloc[-1])
                 row["max_rss_mb"] = float(pd.to_numeric(b.get("max_rss", pd.Series([float("nan")])), errors="coerce").iloc[-1])
         rows.append(row)
-    cols = ["experiment", "algo", "algorithm", "lr", "seed", "model", "dataset", "batch_size", "status", "updates",
+    cols = ["experiment", "algo", "algorithm", "lr", "seeds", "vectorised", "model", "dataset", "batch_size", "status", "updates",
             "loop_s", "train_updates_per_s", "hardware", "job_s", "cpu_s", "max_rss_mb"]
     return pd.DataFrame(rows, columns=cols)

@@ -17,8 +17,11 @@ def _train(args: argparse.Namespace) -> int:
     spec = json.loads(Path(args.spec_file).read_text()) if args.spec_file else json.loads(args.spec)
     if args.threads:
         spec["threads"] = args.threads
-    status = run_and_save(spec, args.metrics, args.meta)
-    print(f"run {spec.get('experiment')}/{spec.get('algo')}/lr{spec.get('lr')}/seed{spec.get('seed')}: {status}")
+    meta = run_and_save(spec, args.metrics, args.meta)
+    how = "vectorised" if meta["vectorised"] else "one by one"
+    for r in meta["runs"]:
+        print(f"run {spec.get('experiment')}/{spec.get('algo')}/lr{spec.get('lr')}/seed{r['seed']}: {r['status']} ({r['updates_done']} updates)")
+    print(f"{meta['members']} seed(s) trained {how}: {meta['updates_per_s']:.0f} model-updates/s")
     return 0
 
 

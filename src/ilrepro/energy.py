@@ -86,14 +86,13 @@ def pc_state(
             errs = _errors(net, h, mu, target)
             fb = [net.linear_vjp(l, h[l], mu[l], errs[l], "input")[0] for l in range(1, L)] if feedback else []
         return PCState(h, mu, target, errs), fb
-    hid = [h[l].detach().requires_grad_(True) for l in range(1, L)]
-    hs = [h[0], *hid]
+    x = h[0]
     with torch.enable_grad():
-        mu_g = [net.layer(l, hs[l], x=h[0]) for l in range(L)]
-        mu = [m.detach() for m in mu_g]
+        mu_free, vjp = torch.func.vjp(lambda *hid: tuple(net.layer(l, hid[l - 1], x=x) for l in range(1, L)), *h[1:])
+        mu = [mu0 if mu0 is not None else net.layer(0, x, x=x), *mu_free]
         target = target_fn(net, h, mu[-1])
         errs = _errors(net, h, mu, target)
-        fb = torch.autograd.grad(mu_g[1:], hid, grad_outputs=errs[1:])
+        fb = vjp(tuple(errs[1:]))
     return PCState(h, mu, target, errs), list(fb)
 
 
@@ -145,11 +144,10 @@ def weight_directions(net: Net, state: PCState) -> list[Tensor]:
         with torch.no_grad():
             grads = [g for l in range(net.n_layers) for g in net.linear_vjp(l, state.h[l], state.mu[l], state.errors[l], "params")]
             return grads if b == 1 else [g.div_(b) for g in grads]  # fresh tensors; x / 1 == x exactly
-    ps = [p.detach().requires_grad_(True) for p in net.params]
+    x = state.h[0]
     with torch.enable_grad():
-        x = state.h[0].detach()
-        mu = [net.layer(l, state.h[l].detach(), ps, x) for l in range(net.n_layers)]
-        grads = torch.autograd.grad(mu, ps, grad_outputs=state.errors)
+        _, vjp = torch.func.vjp(lambda *ps: tuple(net.layer(l, state.h[l], list(ps), x) for l in range(net.n_layers)), *net.params)
+        grads = vjp(tuple(state.errors))
     return [g / b for g in grads]
 
 

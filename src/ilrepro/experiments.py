@@ -1,8 +1,9 @@
 """Config -> run table: the single source that the Snakefile and the command line both read.
 
-A run is identified by (experiment, algo, lr, seed): ``algo`` is the label of an algorithm entry in the
+A run is identified by (experiment, algo, lr): ``algo`` is the label of an algorithm entry in the
 experiment (several entries may use the same algorithm with other hyper-parameters), ``lr`` the label of
-one learning rate from that entry's list (``f"{lr:g}"``), ``seed`` an integer.
+one learning rate from that entry's list (``f"{lr:g}"``). A run trains every seed of the experiment, in
+one process and, where the algorithm allows, as one vectorised model (:mod:`ilrepro.ensemble`).
 """
 
 from __future__ import annotations
@@ -50,19 +51,19 @@ class Run:
     experiment: str
     algo: str
     lr: str
-    seed: int
+    seeds: tuple[int, ...]
 
     @property
     def dir(self) -> str:
-        return run_dir(self.experiment, self.algo, self.lr, self.seed)
+        return run_dir(self.experiment, self.algo, self.lr)
 
 
 def lr_label(lr: float) -> str:
     return f"{float(lr):g}"
 
 
-def run_dir(experiment: str, algo: str, lr: str, seed: int | str) -> str:
-    return f"results/runs/{experiment}/{algo}/lr{lr}/seed{seed}"
+def run_dir(experiment: str, algo: str, lr: str) -> str:
+    return f"results/runs/{experiment}/{algo}/lr{lr}"
 
 
 def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
@@ -204,8 +205,7 @@ def runs(config: dict[str, Any], experiment: str | None = None) -> list[Run]:
             continue
         for label, entry in exp["algorithms"].items():
             for lr in entry["lr"]:
-                for seed in exp["seeds"]:
-                    out.append(Run(name, label, lr_label(lr), int(seed)))
+                out.append(Run(name, label, lr_label(lr), tuple(int(s) for s in exp["seeds"])))
     return out
 
 
@@ -224,8 +224,9 @@ def analysis_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
     }
 
 
-def run_spec(config: dict[str, Any], experiment: str, algo: str, lr: str, seed: int) -> dict[str, Any]:
-    """The full, self-contained description of one run: what ``ilrepro train`` reads."""
+def run_spec(config: dict[str, Any], experiment: str, algo: str, lr: str, seed: int | None = None) -> dict[str, Any]:
+    """The full, self-contained description of one run: what ``ilrepro train`` reads. All of the
+    experiment's seeds (``seeds``), or just ``seed``."""
     try:
         exp = config["experiments"][experiment]
         entry = exp["algorithms"][algo]
@@ -234,7 +235,7 @@ def run_spec(config: dict[str, Any], experiment: str, algo: str, lr: str, seed: 
     lrs = {lr_label(x): float(x) for x in entry["lr"]}
     if lr not in lrs:
         raise ConfigError(f"experiments.{experiment}.algorithms.{algo}.lr has no learning rate {lr}; it has {sorted(lrs)}")
-    if int(seed) not in [int(s) for s in exp["seeds"]]:
+    if seed is not None and int(seed) not in [int(s) for s in exp["seeds"]]:
         raise ConfigError(f"experiments.{experiment}.seeds has no seed {seed}")
     defaults = config.get("defaults", {})
     spec: dict[str, Any] = {k: copy.deepcopy(exp[k]) for k in RUN_KEYS if k in exp}
@@ -245,10 +246,15 @@ def run_spec(config: dict[str, Any], experiment: str, algo: str, lr: str, seed: 
         algo=algo,
         algorithm=entry["algorithm"],
         lr=lrs[lr],
-        seed=int(seed),
         hparams=copy.deepcopy(entry.get("hparams", {})),
         data=copy.deepcopy(config.get("data", {})),
     )
+    if seed is None:
+        spec["seeds"] = [int(s) for s in exp["seeds"]]
+    else:
+        spec["seed"] = int(seed)
+    if "vectorise_seeds" in exp:
+        spec["vectorise"] = bool(exp["vectorise_seeds"])
     if "pixel_range" in exp:  # an experiment may rescale its pixels differently from the config's data
         spec["data"]["pixel_range"] = list(exp["pixel_range"])
     return spec

@@ -163,7 +163,11 @@ def passes_per_update(algorithm: str, hparams: dict[str, Any] | None = None, dep
 
 
 def estimate_seconds(spec: dict[str, Any]) -> float:
-    """Expected wall time of the training ``spec`` (a :func:`ilrepro.experiments.run_spec`)."""
+    """Expected wall time of the training ``spec`` (a :func:`ilrepro.experiments.run_spec`): its seeds
+    counted one by one (an upper bound: vectorised seeds share the per-operation overhead)."""
+    from .train import seeds_of
+
+    n_seeds = len(seeds_of(spec))
     c = COSTS[_device_kind(spec.get("device", "cpu"))]
     m = model_cost(spec["model"], spec["dataset"], spec["algorithm"])
     ds = _data_size(spec["dataset"])
@@ -174,7 +178,7 @@ def estimate_seconds(spec: dict[str, Any]) -> float:
         per_update += 3 * per_pass / max(1, int(spec["eval_every"]))
     n_evals = updates // int(spec["eval_every"]) + 2
     per_eval = ds.n_test * m.flops / c.eval_flops_per_s + m.n_layers * c.pass_overhead_s
-    return c.startup_s + updates * per_update + n_evals * per_eval
+    return c.startup_s + n_seeds * (updates * per_update + n_evals * per_eval)
 
 
 def train_resources(spec: dict[str, Any], attempt: int = 1) -> Resources:
@@ -187,7 +191,9 @@ def train_resources(spec: dict[str, Any], attempt: int = 1) -> Resources:
     nbytes = 8 if spec.get("dtype") == "float64" else 4
     n_pixels = math.prod(ds.image_shape)
     data_mb = 3 * (ds.n_train + ds.n_test) * n_pixels * nbytes / 2**20  # raw, converted and rescaled copies
-    params_mb = 8 * m.n_params * nbytes / 2**20  # weights, gradients, optimiser state, clones
+    from .train import seeds_of
+
+    params_mb = 8 * len(seeds_of(spec)) * m.n_params * nbytes / 2**20  # weights, gradients, optimiser state, clones
     # host memory: on a GPU the evaluation's activations live on the device; the CUDA context does not
     eval_mb = 0.0 if on_gpu else 3 * min(ds.n_test, 10_000) * m.activations * nbytes / 2**20
     mem = MEM_BASE_MB + (2048 if on_gpu else 0) + data_mb + params_mb + eval_mb
@@ -219,10 +225,10 @@ def plan_table(config: dict[str, Any], everything: bool = False) -> "Any":
     for r in runs(config):
         if not everything and r.experiment not in used_exps:
             continue
-        spec = run_spec(config, r.experiment, r.algo, r.lr, r.seed)
+        spec = run_spec(config, r.experiment, r.algo, r.lr)
         spec["threads"] = threads
         res = train_resources(spec)
-        rows.append(_row("train", r.experiment, f"{r.algo}/lr{r.lr}/seed{r.seed}", spec, res))
+        rows.append(_row("train", r.experiment, f"{r.algo}/lr{r.lr}", spec, res))
     for name in config.get("analyses", {}):
         if not everything and name not in used_anas:
             continue

@@ -19,9 +19,10 @@ from . import __version__
 from .algorithms import ALGORITHMS, make_algorithm
 from .data import Dataset, load_dataset
 from .io import atomic_write_json, atomic_write_parquet
+from .ensemble import Ensemble
 from .models import Net, build_model
 
-__all__ = ["train", "evaluate", "cosine", "run_and_save", "environment_meta", "DTYPES", "resolve_device"]
+__all__ = ["train", "seeds_of", "evaluate", "cosine", "run_and_save", "environment_meta", "DTYPES", "resolve_device"]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -80,87 +81,137 @@ def _finite(net: Net) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in net.params)
 
 
+def seeds_of(spec: dict[str, Any]) -> list[int]:
+    """The seeds a spec trains: ``seeds`` (a list, trained together) or one ``seed``."""
+    seeds = [int(s) for s in spec["seeds"]] if "seeds" in spec else [int(spec["seed"])]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and non-empty, got {seeds}")
+    return seeds
+
+
+class _Batches:
+    """A member's own stream of mini-batches: a fresh permutation of the training set (from the
+    member's seed) each epoch."""
+
+    def __init__(self, n: int, bsz: int, seed: int) -> None:
+        if bsz > n:
+            raise ValueError(f"batch_size {bsz} is larger than the training set ({n})")
+        self.n, self.bsz = n, bsz
+        self.gen = torch.Generator().manual_seed(seed)
+        self.perm, self.pos = torch.randperm(n, generator=self.gen), 0
+
+    def next(self) -> torch.Tensor:
+        if self.pos + self.bsz > self.n:
+            self.perm, self.pos = torch.randperm(self.n, generator=self.gen), 0
+        idx = self.perm[self.pos : self.pos + self.bsz]
+        self.pos += self.bsz
+        return idx
+
+
 def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Train one run described by ``spec`` (see :mod:`ilrepro.experiments`); returns the metrics table
-    and the run's metadata. Divergence (a non-finite weight or test loss) stops the run early with
-    ``status = 'diverged'``."""
+    """Train the run(s) described by ``spec`` (see :mod:`ilrepro.experiments`): one seed, or several
+    seeds of one configuration together (``seeds``; vectorised unless ``vectorise: false`` or the
+    algorithm cannot be). Returns the metrics table (a ``seed`` column) and the metadata.
+
+    Each seed's result is the same as training it alone. Divergence (a non-finite weight or test loss)
+    stops that seed's run with ``status = 'diverged'``; the others go on."""
     threads = int(spec.get("threads", 1))
     torch.set_num_threads(threads)
     device = resolve_device(spec.get("device", "cpu"))
     dtype = DTYPES[spec.get("dtype", "float32")]
-    seed = int(spec["seed"])
+    seeds = seeds_of(spec)
     dcfg = spec.get("data", {})
     data = load_dataset(
         spec["dataset"], dcfg.get("dir"), bool(dcfg.get("download", False)), tuple(dcfg.get("pixel_range", (0.0, 1.0)))
     ).to(device, dtype)
     name = spec["algorithm"]
     param = ALGORITHMS[name].parameterisation if name in ALGORITHMS else "post"  # unknown: make_algorithm says so
-    net = build_model(spec["model"], data.image_shape, data.n_classes, param, seed, dtype, device)
-    algo = make_algorithm(name, net, float(spec["lr"]), spec.get("hparams"))
+    nets = [build_model(spec["model"], data.image_shape, data.n_classes, param, s, dtype, device) for s in seeds]
+    ens = Ensemble(nets, name, float(spec["lr"]), spec.get("hparams"), bool(spec.get("vectorise", True)))
+    K = len(seeds)
 
     updates, every, bsz = int(spec["updates"]), int(spec["eval_every"]), int(spec["batch_size"])
     track_bp = bool(spec.get("track_bp_cosine", False))
     track_path = bool(spec.get("track_path_length", False))  # sum of ||dtheta|| over every update
-    path = 0.0
-    n_train = len(data.train_y)
-    if bsz > n_train:
-        raise ValueError(f"batch_size {bsz} is larger than the training set ({n_train})")
-    gen = torch.Generator().manual_seed(seed)
-    perm, pos = torch.randperm(n_train, generator=gen), 0
+    batches = [_Batches(len(data.train_y), bsz, s) for s in seeds]
 
-    predict = lambda xb: algo.logits(net, xb)  # noqa: E731
-    rows: list[dict[str, float]] = [{"update": 0, **evaluate(net, data, predict=predict), "delta_norm": float("nan")}]
-    if track_path:
-        rows[0]["path_length"] = 0.0
-    status = "ok"
+    def evaluate_member(k: int) -> dict[str, float]:
+        algo, net = ens.algorithm(k), ens.members[k]
+        return evaluate(net, data, predict=lambda xb: algo.logits(net, xb))
+
+    rows: list[list[dict[str, float]]] = []
+    for k in range(K):
+        rows.append([{"update": 0, **evaluate_member(k), "delta_norm": float("nan")}])
+        if track_path:
+            rows[k][0]["path_length"] = 0.0
+    status = ["ok"] * K
+    done = [0] * K
+    path = [0.0] * K
+    active = list(range(K))
     t0 = time.perf_counter()
     train_time = 0.0
-    done = 0
+    steps = 0
     for u in range(1, updates + 1):
-        if pos + bsz > n_train:
-            perm, pos = torch.randperm(n_train, generator=gen), 0
-        idx = perm[pos : pos + bsz].to(device)
-        pos += bsz
-        x = data.train_x[idx]
-        target = _targets(net, x, data.train_y[idx], data.n_classes)
+        xs, targets = [], []
+        for k in range(K):
+            idx = batches[k].next().to(device)
+            x = data.train_x[idx]
+            xs.append(x)
+            targets.append(_targets(nets[0], x, data.train_y[idx], data.n_classes))
         is_eval = u % every == 0 or u == updates
-        before = [w.clone() for w in net.weights] if (is_eval or track_path) else None
-        bp = algo.reference_gradient(net, x, target) if is_eval and track_bp else None
+        before = {k: [w.clone() for w in ens.members[k].weights] for k in active} if (is_eval or track_path) else None
+        bp = {k: ens.algorithm(k).reference_gradient(ens.members[k], xs[k], targets[k]) for k in active} if is_eval and track_bp else {}
         ts = time.perf_counter()
-        grads = algo.step(net, x, target)
+        grads = ens.step(xs, targets, active)
         train_time += time.perf_counter() - ts
-        done = u
+        steps += 1
+        for k in active:
+            done[k] = u
+        delta: dict[int, float] = {}
         if before is not None:
-            delta = math.sqrt(sum(float(((w - b) ** 2).sum()) for w, b in zip(net.weights, before)))
-            path += delta
+            for k in active:
+                delta[k] = math.sqrt(sum(float(((w - b) ** 2).sum()) for w, b in zip(ens.members[k].weights, before[k])))
+                path[k] += delta[k]
         if is_eval:
-            row = {"update": u, **evaluate(net, data, predict=predict), "delta_norm": delta}
-            if track_path:
-                row["path_length"] = path
-            if bp is not None:
-                row["bp_cosine"] = cosine(grads, bp)
-            rows.append(row)
-            if not _finite(net) or not math.isfinite(row["test_loss"]) or not math.isfinite(delta):
-                status = "diverged"
+            for k in list(active):
+                row = {"update": u, **evaluate_member(k), "delta_norm": delta[k]}
+                if track_path:
+                    row["path_length"] = path[k]
+                if k in bp:
+                    row["bp_cosine"] = cosine(grads[k], bp[k])
+                rows[k].append(row)
+                if not _finite(ens.members[k]) or not math.isfinite(row["test_loss"]) or not math.isfinite(delta[k]):
+                    status[k] = "diverged"
+                    active.remove(k)
+            if not active:
                 break
     wall = time.perf_counter() - t0
 
-    df = pd.DataFrame(rows)
-    df.insert(0, "seed", seed)
-    df.insert(0, "lr", float(spec["lr"]))
-    df.insert(0, "algo", spec.get("algo", name))
-    df.insert(0, "experiment", spec.get("experiment", ""))
-    df["status"] = status
+    frames = []
+    for k, seed in enumerate(seeds):
+        df = pd.DataFrame(rows[k])
+        df.insert(0, "seed", seed)
+        df.insert(0, "lr", float(spec["lr"]))
+        df.insert(0, "algo", spec.get("algo", name))
+        df.insert(0, "experiment", spec.get("experiment", ""))
+        df["status"] = status[k]
+        frames.append(df)
+    model_updates = sum(done)
     meta = {
         "spec": spec,
-        "status": status,
-        "updates_done": done,
+        "status": "ok" if all(s == "ok" for s in status) else "diverged",
+        "runs": [{"seed": s, "status": st, "updates_done": d} for s, st, d in zip(seeds, status, done)],
+        "members": K,
+        "vectorised": ens.vectorised,
+        "updates_done": model_updates,
+        "steps": steps,
         "wall_s": wall,
         "train_s": train_time,
-        "updates_per_s": done / train_time if train_time > 0 else float("nan"),
+        # model-updates (one model, one batch) per second of update steps, all seeds together
+        "updates_per_s": model_updates / train_time if train_time > 0 else float("nan"),
         **environment_meta(device),
     }
-    return df, meta
+    return pd.concat(frames, ignore_index=True), meta
 
 
 def environment_meta(device: torch.device | str) -> dict[str, Any]:
@@ -196,9 +247,10 @@ def _hardware(device: torch.device) -> str:
     return f"{proc} ({os.cpu_count()} logical CPUs)"
 
 
-def run_and_save(spec: dict[str, Any], metrics_path: str | Path, meta_path: str | Path) -> str:
-    """Train and write both files atomically (temp file + rename): a killed run leaves no partial file."""
+def run_and_save(spec: dict[str, Any], metrics_path: str | Path, meta_path: str | Path) -> dict[str, Any]:
+    """Train and write both files atomically (temp file + rename): a killed run leaves no partial file.
+    Returns the metadata."""
     df, meta = train(spec)
     atomic_write_parquet(df, Path(metrics_path))
     atomic_write_json(meta, Path(meta_path))
-    return str(meta["status"])
+    return meta

@@ -30,7 +30,6 @@ wildcard_constraints:
     exp=r"[A-Za-z][A-Za-z0-9_]*",
     algo=r"[A-Za-z][A-Za-z0-9_]*",
     lr=r"[0-9][0-9.e+-]*",
-    seed=r"\d+",
     fig=r"[A-Za-z][A-Za-z0-9_]*",
     name=r"[A-Za-z][A-Za-z0-9_]*",
 
@@ -40,7 +39,7 @@ def run_files(exp, name):
 
 
 def spec_arg(wildcards):
-    spec = ex.run_spec(config, wildcards.exp, wildcards.algo, wildcards.lr, int(wildcards.seed))
+    spec = ex.run_spec(config, wildcards.exp, wildcards.algo, wildcards.lr)
     return shlex.quote(json.dumps(spec, sort_keys=True))
 
 
@@ -127,7 +126,7 @@ def paper_of(wildcards):
 # sums. Run time in minutes (doubled on each retry, so a job killed at its time limit gets more),
 # memory in MB, and one GPU for a job whose config asks for `device: cuda`.
 def _train_spec(wildcards):
-    spec = ex.run_spec(config, wildcards.exp, wildcards.algo, wildcards.lr, int(wildcards.seed))
+    spec = ex.run_spec(config, wildcards.exp, wildcards.algo, wildcards.lr)
     return {**spec, "threads": threads_per_run()}
 
 

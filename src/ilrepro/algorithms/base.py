@@ -28,6 +28,9 @@ class Algorithm:
     parameterisation: ClassVar[Parameterisation] = "post"
     optimiser: ClassVar[str] = "sgd"  # "sgd" | "adam" | "none" (the update is applied as returned, lr 1)
     defaults: ClassVar[dict[str, Any]] = {}
+    # whether ``gradient`` runs under torch.func.vmap, for several models (seeds) at once
+    # (see :mod:`ilrepro.ensemble`); a test checks every algorithm that says so
+    vectorisable: ClassVar[bool] = True
 
     @classmethod
     def hparam_defaults(cls) -> dict[str, Any]:
@@ -78,10 +81,14 @@ class Algorithm:
         """One update on a batch; ``target`` is one-hot labels (classification) or the input (autoencoder).
         Returns the gradient estimate that was handed to the optimiser."""
         grads = self.gradient(net, x, target)
-        for p, g in zip(net.params, grads):
+        self.apply(net, grads)
+        return grads
+
+    def apply(self, net: Net, grads: list[Tensor]) -> None:
+        """Hand a gradient estimate to the optimiser (``net`` must be the net it was built on)."""
+        for p, g in zip(net.params, grads, strict=True):
             p.grad = g
         self.opt.step()
-        return grads
 
 
 ALGORITHMS: dict[str, type[Algorithm]] = {}

@@ -11,11 +11,10 @@ __all__ = ["BPSGD", "BPAdam", "bp_gradient"]
 
 
 def bp_gradient(net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
-    """dL/dtheta of the batch-mean loss, by autograd through the feedforward pass."""
-    ps = [p.detach().requires_grad_(True) for p in net.params]
+    """dL/dtheta of the batch-mean loss, by autograd through the feedforward pass (``torch.func.grad``,
+    so that it also runs under ``vmap`` for several models at once)."""
     with torch.enable_grad():
-        loss = net.loss(net.logits(x, ps), target)
-        return list(torch.autograd.grad(loss, ps))
+        return list(torch.func.grad(lambda ps: net.loss(net.logits(x, list(ps)), target))(tuple(net.params)))
 
 
 @register

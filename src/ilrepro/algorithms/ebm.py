@@ -95,6 +95,7 @@ class _Hopfield(Algorithm):
 
     parameterisation = "post"
     supported_models = ("mlp",)
+    vectorisable = False  # the relaxation's gradients come from torch.autograd.grad
 
     def config(self) -> HopfieldConfig:
         return HopfieldConfig(int(self.hp["T"]), float(self.hp["dt"]), float(self.hp.get("gamma", 1.0)), int(self.hp["T_nudge"]))

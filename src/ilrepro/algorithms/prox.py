@@ -73,6 +73,8 @@ class ILProx(Algorithm):
     name = "il_prox"
     label = "IL-prox"
     parameterisation = "pre"
+    # n_l is per layer; an RNN shares its weights across steps (the paper defines no RNN form)
+    supported_models = ("mlp", "autoencoder", "cnn")
     optimiser = "none"
     defaults = {"T": 25, "gamma_bot": 0.015, "gamma_top": 0.015, "eps": 0.0}
 
@@ -115,6 +117,7 @@ class BPProx(Algorithm):
     name = "bp_prox"
     label = "BP-prox"
     parameterisation = "pre"
+    supported_models = ("mlp", "autoencoder", "cnn")
     optimiser = "none"
     defaults = {"eps": 0.0}
 
@@ -167,6 +170,7 @@ class ImplicitSGD(Algorithm):
     norm of the proximal objective's gradient) rather than a fixed number of steps."""
 
     name = "implicit_sgd"
+    vectorisable = False  # L-BFGS stops on data-dependent conditions
     label = "implicit SGD"
     parameterisation = "pre"
     optimiser = "none"

@@ -122,6 +122,7 @@ class ZIL(Algorithm):
     for the ablations: any condition removed runs the full inference loop."""
 
     name = "zil"
+    vectorisable = False  # the error front runs autograd.backward layer by layer
     label = "Z-IL"
     parameterisation = "pre"
     defaults = {"gamma": 1.0, "schedule": "distance", "init_noise": 0.0, "front_only": True}
@@ -150,6 +151,7 @@ class FaZIL(Algorithm):
     (null: the number of layers, enough for the front to cross the net; more change nothing)."""
 
     name = "fa_zil"
+    vectorisable = False  # the error front runs autograd.backward layer by layer
     label = "Fa-Z-IL"
     parameterisation = "pre"
     defaults = {"T": None}

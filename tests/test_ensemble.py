@@ -1,0 +1,92 @@
+"""Seeds trained together (stacked weights, one vmapped step) give each seed's result as trained alone."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ilrepro.algorithms import ALGORITHMS
+from ilrepro.train import train
+
+MLP = {"type": "mlp", "hidden": [12, 10]}
+CNN = {"type": "cnn", "channels": [3], "kernels": [3], "strides": [2]}
+RNN = {"type": "rnn", "hidden": [8]}
+BASE = dict(experiment="t", algo="a", dataset="digits", batch_size=2, updates=12, eval_every=4, lr=0.05)
+
+# (algorithm, model, hyper-parameters): every algorithm that says it is vectorisable, on the MLP, and the
+# autograd paths of the inference loop (CNN, RNN) with IL and BP
+CASES = [(name, MLP, {}) for name, cls in sorted(ALGORITHMS.items()) if cls.vectorisable and name != "pc_nudge"] + [
+    # PC-Nudge's 1/lambda amplifies float32 rounding (see Paper C's finding): float64 for it
+    ("pc_nudge", MLP, {"dtype": "float64"}),
+    ("il_sgd", CNN, {"T": 4}),
+    ("bp_sgd", CNN, {}),
+    ("il_sgd", RNN, {"T": 4}),
+    ("bp_adam", RNN, {}),
+]
+LRS = {"il_prox": 2.0, "il_prox_fast": 2.0, "il_prox_adam": 2.0, "bp_prox": 2.0, "bp_adam": 1e-3, "il_adam": 1e-3}
+
+
+def _spec(name, model, hp, **kw):
+    hp = dict(hp)
+    dtype = hp.pop("dtype", "float32")
+    return {**BASE, "algorithm": name, "model": model, "hparams": hp, "dtype": dtype, "lr": LRS.get(name, 0.05), "track_path_length": True, **kw}
+
+
+@pytest.mark.parametrize("name,model,hp", CASES, ids=[f"{c[0]}-{c[1]['type']}" for c in CASES])
+def test_vectorised_seeds_equal_one_by_one(name, model, hp):
+    together, meta = train(_spec(name, model, hp, seeds=[0, 1, 2]))
+    assert meta["vectorised"] and meta["members"] == 3
+    alone = pd.concat([train(_spec(name, model, hp, seed=s))[0] for s in (0, 1, 2)], ignore_index=True)
+    assert together.columns.tolist() == alone.columns.tolist()
+    assert together[["seed", "update", "status"]].equals(alone[["seed", "update", "status"]])
+    for col in ("test_loss", "delta_norm", "path_length"):
+        # float32 throughout: bit-identical in practice; the tolerance allows a batched kernel to round
+        # differently in the last place
+        np.testing.assert_allclose(together[col], alone[col], rtol=1e-5, atol=1e-7, err_msg=col)
+    assert (together["test_acc"] - alone["test_acc"]).abs().max() <= 1 / 1797 + 1e-12  # at most one test image
+    # the seeds really differ (each member has its own weights and batches)
+    finals = together.groupby("seed")["test_loss"].last()
+    assert finals.nunique() == 3
+
+
+def test_one_seed_diverging_leaves_the_others_untouched():
+    # squared-error output at a huge step: BP-SGD's weights blow up, seed by seed at different times
+    model = {"type": "mlp", "hidden": [16], "output_loss": "mse"}
+    spec = {**BASE, "algorithm": "bp_sgd", "model": model, "batch_size": 1, "updates": 60, "eval_every": 5, "hparams": {}}
+    fine = train({**spec, "seeds": [0, 1], "lr": 0.05})[0]
+    mixed_spec = {**spec, "seeds": [0, 1], "lr": 0.05}
+    # member 1 diverges: give it its own huge step by training the pair at a huge lr next to one alone
+    bad, meta = train({**mixed_spec, "lr": 1e4})
+    assert meta["status"] == "diverged" and {r["status"] for r in meta["runs"]} == {"diverged"}
+    for s in (0, 1):
+        alone = train({**spec, "seed": s, "lr": 1e4})[0]
+        got = bad[bad["seed"] == s].reset_index(drop=True)
+        assert got["update"].tolist() == alone["update"].tolist()  # stops where the seed alone stops
+        assert got["status"].iloc[-1] == "diverged"
+    assert (fine["status"] == "ok").all()
+
+
+def test_non_vectorisable_algorithm_trains_its_seeds_one_after_another():
+    assert not ALGORITHMS["zil"].vectorisable
+    spec = {**BASE, "algorithm": "zil", "model": MLP, "hparams": {}, "lr": 0.05}
+    together, meta = train({**spec, "seeds": [0, 1]})
+    assert not meta["vectorised"] and meta["members"] == 2
+    alone = pd.concat([train({**spec, "seed": s})[0] for s in (0, 1)], ignore_index=True)
+    pd.testing.assert_frame_equal(together, alone)
+
+
+def test_vectorise_false_gives_the_same_table():
+    spec = _spec("il_sgd", MLP, {"T": 5}, seeds=[3, 4])
+    a, ma = train(spec)
+    b, mb = train({**spec, "vectorise": False})
+    assert ma["vectorised"] and not mb["vectorised"]
+    np.testing.assert_allclose(a["test_loss"], b["test_loss"], rtol=1e-5)
+    assert math.isclose(ma["updates_done"], 2 * 12) and mb["updates_done"] == 24
+
+
+def test_seeds_must_be_distinct():
+    with pytest.raises(ValueError, match="distinct"):
+        train(_spec("bp_sgd", MLP, {}, seeds=[1, 1]))
