@@ -50,6 +50,16 @@ def test_ratios_only_where_both_ran():
     assert r.to_dict(orient="records") == [{"model": "mlp", "batch_size": 64, "ratio": "zil/bp_sgd", "value": pytest.approx(1.1)}]
 
 
+def test_seed_speedup_is_model_updates_per_second_over_one_seeds():
+    t = pd.DataFrame(
+        {"model": ["mlp"] * 4, "batch_size": [1] * 4, "algorithm": ["bp_sgd", "bp_sgd", "il_sgd", "il_sgd"],
+         "seeds": [1, 5, 1, 5], "status": ["ok"] * 4, "train_ms_per_update": [1.0, 0.5, 4.0, 1.0],
+         "updates_per_s": [100.0, 250.0, 20.0, 60.0]}
+    )
+    got = {r["ratio"]: r["value"] for r in ratios(t).to_dict(orient="records")}
+    assert got == {"il_sgd/bp_sgd": pytest.approx(4.0), "5 seeds/1 (bp_sgd)": pytest.approx(2.5), "5 seeds/1 (il_sgd)": pytest.approx(3.0)}
+
+
 def test_bench_rejects_unknown_keys():
     with pytest.raises(ValueError, match="updatez"):
         bench({"updatez": 3}, log=None)

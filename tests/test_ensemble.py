@@ -37,7 +37,7 @@ def _spec(name, model, hp, **kw):
 
 @pytest.mark.parametrize("name,model,hp", CASES, ids=[f"{c[0]}-{c[1]['type']}" for c in CASES])
 def test_vectorised_seeds_equal_one_by_one(name, model, hp):
-    together, meta = train(_spec(name, model, hp, seeds=[0, 1, 2]))
+    together, meta = train(_spec(name, model, hp, seeds=[0, 1, 2], vectorise=True))
     assert meta["vectorised"] and meta["members"] == 3
     alone = pd.concat([train(_spec(name, model, hp, seed=s))[0] for s in (0, 1, 2)], ignore_index=True)
     assert together.columns.tolist() == alone.columns.tolist()
@@ -56,8 +56,8 @@ def test_one_seed_diverging_leaves_the_others_untouched():
     # squared-error output at a huge step: BP-SGD's weights blow up, seed by seed at different times
     model = {"type": "mlp", "hidden": [16], "output_loss": "mse"}
     spec = {**BASE, "algorithm": "bp_sgd", "model": model, "batch_size": 1, "updates": 60, "eval_every": 5, "hparams": {}}
-    fine = train({**spec, "seeds": [0, 1], "lr": 0.05})[0]
-    mixed_spec = {**spec, "seeds": [0, 1], "lr": 0.05}
+    fine = train({**spec, "seeds": [0, 1], "lr": 0.05, "vectorise": True})[0]
+    mixed_spec = {**spec, "seeds": [0, 1], "lr": 0.05, "vectorise": True}
     # member 1 diverges: give it its own huge step by training the pair at a huge lr next to one alone
     bad, meta = train({**mixed_spec, "lr": 1e4})
     assert meta["status"] == "diverged" and {r["status"] for r in meta["runs"]} == {"diverged"}
@@ -79,7 +79,7 @@ def test_non_vectorisable_algorithm_trains_its_seeds_one_after_another():
 
 
 def test_vectorise_false_gives_the_same_table():
-    spec = _spec("il_sgd", MLP, {"T": 5}, seeds=[3, 4])
+    spec = _spec("il_sgd", MLP, {"T": 5}, seeds=[3, 4], vectorise=True)
     a, ma = train(spec)
     b, mb = train({**spec, "vectorise": False})
     assert ma["vectorised"] and not mb["vectorised"]
@@ -87,6 +87,37 @@ def test_vectorise_false_gives_the_same_table():
     assert math.isclose(ma["updates_done"], 2 * 12) and mb["updates_done"] == 24
 
 
+def test_auto_stacks_from_four_seeds():
+    spec = _spec("bp_sgd", MLP, {}, updates=2, eval_every=2)
+    assert not train({**spec, "seeds": [0, 1, 2]})[1]["vectorised"]
+    assert train({**spec, "seeds": [0, 1, 2, 3]})[1]["vectorised"]
+    with pytest.raises(ValueError, match="vectorise"):
+        train({**spec, "seeds": [0, 1], "vectorise": "yes"})
+
+
 def test_seeds_must_be_distinct():
     with pytest.raises(ValueError, match="distinct"):
         train(_spec("bp_sgd", MLP, {}, seeds=[1, 1]))
+
+
+def test_autodiff_gives_the_same_products_in_and_out_of_vmap():
+    import torch
+
+    from ilrepro import autodiff
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(3, 4, 5, generator=g, dtype=torch.float64)
+    x = torch.randn(3, 5, generator=g, dtype=torch.float64)
+    c = torch.randn(3, 4, generator=g, dtype=torch.float64)
+
+    def one(wk, xk, ck):
+        out, (dw, dx) = autodiff.vjp(lambda a, b: [torch.tanh(a @ b)], [wk, xk], lambda _: [ck])
+        gw = autodiff.grad(lambda ps: (torch.tanh(ps[0] @ xk) ** 2).sum(), [wk])[0]
+        return out[0], dw, dx, gw
+
+    with autodiff.vectorised():
+        batched = torch.func.vmap(one)(w, x, c)
+    assert not autodiff.in_vmap()
+    for k in range(3):
+        for got, want in zip((b[k] for b in batched), one(w[k], x[k], c[k])):
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)

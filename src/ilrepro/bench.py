@@ -149,7 +149,7 @@ def ratios(table: pd.DataFrame, base: str = "bp_sgd", against: tuple[str, ...] =
         for a in against:
             if a in t and base in t:
                 rows.append({"model": model, "batch_size": bsz, "ratio": f"{a}/{base}", "value": t[a] / t[base]})
-        speed1 = dict(zip(one["algorithm"], one["updates_per_s"]))
+        speed1 = dict(zip(one["algorithm"], one["updates_per_s"])) if "updates_per_s" in g else {}
         for _, r in g[g["seeds"] > 1].iterrows():
             if r["algorithm"] in speed1:
                 name = f"{int(r['seeds'])} seeds/1 ({r['algorithm']})"

@@ -20,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from . import autodiff
 from .models import Net
 
 __all__ = [
@@ -87,12 +88,17 @@ def pc_state(
             fb = [net.linear_vjp(l, h[l], mu[l], errs[l], "input")[0] for l in range(1, L)] if feedback else []
         return PCState(h, mu, target, errs), fb
     x = h[0]
-    with torch.enable_grad():
-        mu_free, vjp = torch.func.vjp(lambda *hid: tuple(net.layer(l, hid[l - 1], x=x) for l in range(1, L)), *h[1:])
-        mu = [mu0 if mu0 is not None else net.layer(0, x, x=x), *mu_free]
-        target = target_fn(net, h, mu[-1])
-        errs = _errors(net, h, mu, target)
-        fb = vjp(tuple(errs[1:]))
+    mu0 = mu0 if mu0 is not None else net.layer(0, x, x=x)
+    found: dict[str, object] = {}
+
+    def local_errors(mu_free: list[Tensor]) -> list[Tensor]:  # e_2..e_L, from the predictions
+        found["mu"] = mu = [mu0, *mu_free]
+        found["target"] = target = target_fn(net, h, mu[-1])
+        found["errs"] = errs = _errors(net, h, mu, target)
+        return errs[1:]
+
+    _, fb = autodiff.vjp(lambda *hid: [net.layer(l, hid[l - 1], x=x) for l in range(1, L)], h[1:], local_errors)
+    mu, target, errs = found["mu"], found["target"], found["errs"]
     return PCState(h, mu, target, errs), list(fb)
 
 
@@ -145,9 +151,9 @@ def weight_directions(net: Net, state: PCState) -> list[Tensor]:
             grads = [g for l in range(net.n_layers) for g in net.linear_vjp(l, state.h[l], state.mu[l], state.errors[l], "params")]
             return grads if b == 1 else [g.div_(b) for g in grads]  # fresh tensors; x / 1 == x exactly
     x = state.h[0]
-    with torch.enable_grad():
-        _, vjp = torch.func.vjp(lambda *ps: tuple(net.layer(l, state.h[l], list(ps), x) for l in range(net.n_layers)), *net.params)
-        grads = vjp(tuple(state.errors))
+    _, grads = autodiff.vjp(
+        lambda *ps: [net.layer(l, state.h[l], list(ps), x) for l in range(net.n_layers)], net.params, lambda _: state.errors
+    )
     return [g / b for g in grads]
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from . import autodiff
 from .algorithms import ALGORITHMS, make_algorithm
 from .models import Net
 
@@ -69,6 +70,7 @@ class Ensemble:
         stay in its own slice); else only the active ones."""
         if not self.vectorised:
             return {k: self.algos[k].step(self.members[k], xs[k], targets[k]) for k in active}
-        grads = self._vgrad(tuple(self.stacked.params), torch.stack(xs), torch.stack(targets))
+        with autodiff.vectorised():
+            grads = self._vgrad(tuple(self.stacked.params), torch.stack(xs), torch.stack(targets))
         self.algos[0].apply(self.stacked, list(grads))
         return {k: [g[k] for g in grads] for k in active}

@@ -254,7 +254,7 @@ def run_spec(config: dict[str, Any], experiment: str, algo: str, lr: str, seed: 
     else:
         spec["seed"] = int(seed)
     if "vectorise_seeds" in exp:
-        spec["vectorise"] = bool(exp["vectorise_seeds"])
+        spec["vectorise"] = exp["vectorise_seeds"]
     if "pixel_range" in exp:  # an experiment may rescale its pixels differently from the config's data
         spec["data"]["pixel_range"] = list(exp["pixel_range"])
     return spec

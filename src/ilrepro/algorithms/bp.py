@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import torch
-
+from .. import autodiff
 from ..models import Net
 from .base import Algorithm, Tensor, register
 
@@ -11,10 +10,8 @@ __all__ = ["BPSGD", "BPAdam", "bp_gradient"]
 
 
 def bp_gradient(net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
-    """dL/dtheta of the batch-mean loss, by autograd through the feedforward pass (``torch.func.grad``,
-    so that it also runs under ``vmap`` for several models at once)."""
-    with torch.enable_grad():
-        return list(torch.func.grad(lambda ps: net.loss(net.logits(x, list(ps)), target))(tuple(net.params)))
+    """dL/dtheta of the batch-mean loss, by autograd through the feedforward pass."""
+    return autodiff.grad(lambda ps: net.loss(net.logits(x, ps), target), net.params)
 
 
 @register
