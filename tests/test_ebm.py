@@ -91,7 +91,7 @@ def test_pc_nudge_algorithm_with_momentum():
     net = _millidge_net()
     x, y = batch(n=3)
     algo = make_algorithm("pc_nudge", net, 0.1, {"lam": 1e-3, "T": 30, "dt": 0.3, "momentum": 0.9})
-    assert algo.opt.param_groups[0]["momentum"] == 0.9
+    assert algo.opt.momentum == 0.9
     expected = pc_nudge_gradient(net, x, y, 1e-3, InferenceConfig(30, 0.3, 0.3))
     before = [p.clone() for p in net.params]
     g = algo.step(net, x, y)

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..models import Net, Parameterisation
+from ..optim import SGD, Adam, Optimiser
 
 Tensor = torch.Tensor
 
@@ -51,12 +52,12 @@ class Algorithm:
         self.lr = float(lr)
         params = net.params
         if self.optimiser == "adam":
-            self.opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=self.opt_lr())
+            self.opt: Optimiser = Adam(params, lr=self.opt_lr())
         else:
             momentum = float(hp.get("momentum", 0.0))
             if not 0.0 <= momentum < 1.0:
                 raise AlgorithmError(f"algorithm '{self.name}': momentum must be in [0, 1), got {momentum}")
-            self.opt = torch.optim.SGD(params, lr=self.opt_lr(), momentum=momentum)
+            self.opt = SGD(params, lr=self.opt_lr(), momentum=momentum)
 
     def opt_lr(self) -> float:
         """The optimiser's step size (the swept ``lr`` unless the algorithm says otherwise)."""
