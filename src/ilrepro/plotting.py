@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .algorithms import display_name  # noqa: E402
+from .names import COLOURS, LABELS, display_name  # noqa: E402
 from .io import atomic_write, atomic_write_csv  # noqa: E402
 
 __all__ = [
@@ -54,21 +54,10 @@ def selected_runs(table: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-# BP family in blues/greens, IL family in warm colours; the rest get what is left, in registry order.
-_PREFERRED = {
-    "bp_sgd": "tab:blue", "bp_adam": "tab:cyan", "bp_prox": "tab:purple", "implicit_sgd": "black",
-    "il_sgd": "tab:orange", "il_adam": "tab:brown", "il_prox": "tab:red", "il_prox_fast": "tab:pink",
-    "il_prox_adam": "tab:olive", "zil": "tab:green", "fa_zil": "tab:gray",
-    "pc_nudge": "tab:red", "eqprop": "tab:orange", "chl": "tab:purple",
-}
-
-
 def algorithm_colors() -> dict[str, object]:
-    """One colour per algorithm display name, the same in every figure."""
-    from .algorithms import ALGORITHMS
-
+    """One colour per algorithm display name, the same in every figure (:mod:`ilrepro.names`)."""
     spare = iter(sns.color_palette("dark", 10))
-    return {display_name(n): _PREFERRED.get(n) or next(spare) for n in sorted(ALGORITHMS)}
+    return {display_name(n): COLOURS.get(n) or next(spare) for n in sorted(LABELS)}
 
 
 def label_colors(df: pd.DataFrame) -> dict[str, object]:

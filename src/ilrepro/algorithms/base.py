@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..models import Net, Parameterisation
+from ..names import display_name
 from ..optim import SGD, Adam, Optimiser
 
 Tensor = torch.Tensor
@@ -25,7 +26,6 @@ class AlgorithmError(ValueError):
 
 class Algorithm:
     name: ClassVar[str]
-    label: ClassVar[str] = ""  # display name in figures (defaults to ``name``)
     parameterisation: ClassVar[Parameterisation] = "post"
     optimiser: ClassVar[str] = "sgd"  # "sgd" | "adam" | "none" (the update is applied as returned, lr 1)
     defaults: ClassVar[dict[str, Any]] = {}
@@ -100,9 +100,6 @@ def register(cls: type[Algorithm]) -> type[Algorithm]:
     return cls
 
 
-def display_name(name: str) -> str:
-    cls = ALGORITHMS.get(name)
-    return (cls.label or cls.name) if cls is not None else name
 
 
 def make_algorithm(name: str, net: Net, lr: float, hparams: dict[str, Any] | None = None) -> Algorithm:

@@ -17,7 +17,6 @@ def bp_gradient(net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
 @register
 class BPSGD(Algorithm):
     name = "bp_sgd"
-    label = "BP-SGD"
     parameterisation = "post"
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
@@ -27,5 +26,4 @@ class BPSGD(Algorithm):
 @register
 class BPAdam(BPSGD):
     name = "bp_adam"
-    label = "BP-Adam"
     optimiser = "adam"

@@ -81,7 +81,6 @@ def chl_gradient(net: Net, x: Tensor, y: Tensor, cfg: HopfieldConfig) -> list[Te
 @register
 class PCNudge(Algorithm):
     name = "pc_nudge"
-    label = "PC-Nudge"
     parameterisation = "post"
     defaults = {"lam": 1e-4, "T": 50, "dt": 0.3}
 
@@ -107,7 +106,6 @@ class _Hopfield(Algorithm):
 @register
 class EqProp(_Hopfield):
     name = "eqprop"
-    label = "EqProp"
     defaults = {"beta": 0.1, "estimator": "symmetric", "T": 40, "T_nudge": 20, "dt": 0.5}
 
     def __init__(self, net: Net, lr: float, hparams: dict | None = None) -> None:
@@ -128,7 +126,6 @@ class EqProp(_Hopfield):
 @register
 class CHL(_Hopfield):
     name = "chl"
-    label = "CHL"
     defaults = {"gamma": 0.1, "T": 40, "T_nudge": 20, "dt": 0.5}
 
     def __init__(self, net: Net, lr: float, hparams: dict | None = None) -> None:

@@ -25,7 +25,6 @@ def soft_clamp(y: Tensor, n: float) -> TargetFn:
 @register
 class ILSGD(Algorithm):
     name = "il_sgd"
-    label = "IL-SGD"
     parameterisation = "post"
     defaults = {"T": 25, "gamma_bot": 0.02, "gamma_top": 0.015}
 
@@ -43,7 +42,6 @@ class ILSGD(Algorithm):
 @register
 class ILAdam(ILSGD):
     name = "il_adam"
-    label = "IL-Adam"
     optimiser = "adam"
     defaults = {"T": 20, "gamma_bot": 0.02, "gamma_top": 0.01, "n": 0.95}
 

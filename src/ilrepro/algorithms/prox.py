@@ -71,7 +71,6 @@ def il_prox_update(net: Net, state: PCState, eps: float) -> list[Tensor]:
 @register
 class ILProx(Algorithm):
     name = "il_prox"
-    label = "IL-prox"
     parameterisation = "pre"
     # n_l is per layer; an RNN shares its weights across steps (the paper defines no RNN form)
     supported_models = ("mlp", "autoencoder", "cnn")
@@ -92,7 +91,6 @@ class ILProx(Algorithm):
 @register
 class ILProxFast(ILProx):
     name = "il_prox_fast"
-    label = "IL-prox Fast"
     defaults = {"T": 12, "gamma_bot": 0.025, "gamma_top": 0.0, "eps": 0.0}
 
 
@@ -101,7 +99,6 @@ class ILProxAdam(ILProx):
     """The normalised local gradient of IL-prox fed to Adam (``adam_lr``); ``lr`` is the target's alpha."""
 
     name = "il_prox_adam"
-    label = "IL-prox Adam"
     optimiser = "adam"
     defaults = {"T": 20, "gamma_bot": 0.02, "gamma_top": 0.015, "eps": 5.0, "adam_lr": 3e-5}
 
@@ -115,7 +112,6 @@ class BPProx(Algorithm):
     each layer's gradient divided by (mean_b ||a_l||^2 + eps) — as the sheet states it (no +1)."""
 
     name = "bp_prox"
-    label = "BP-prox"
     parameterisation = "pre"
     supported_models = ("mlp", "autoencoder", "cnn")
     optimiser = "none"
@@ -171,7 +167,6 @@ class ImplicitSGD(Algorithm):
 
     name = "implicit_sgd"
     vectorisable = False  # L-BFGS stops on data-dependent conditions
-    label = "implicit SGD"
     parameterisation = "pre"
     optimiser = "none"
     defaults = {"tol": 1e-6, "max_iter": 500, "ftol": 1e-12}

@@ -123,7 +123,6 @@ class ZIL(Algorithm):
 
     name = "zil"
     vectorisable = False  # the error front runs autograd.backward layer by layer
-    label = "Z-IL"
     parameterisation = "pre"
     defaults = {"gamma": 1.0, "schedule": "distance", "init_noise": 0.0, "front_only": True}
 
@@ -152,7 +151,6 @@ class FaZIL(Algorithm):
 
     name = "fa_zil"
     vectorisable = False  # the error front runs autograd.backward layer by layer
-    label = "Fa-Z-IL"
     parameterisation = "pre"
     defaults = {"T": None}
 
