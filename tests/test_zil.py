@@ -191,3 +191,46 @@ def test_cost_per_update_records_every_algorithm_and_the_hardware():
     df = cost_per_update(p)
     assert len(df) == 4 and (df["ms_median"] > 0).all() and (df["repeats"] == 3).all()
     assert df["hardware"].str.len().min() > 0 and set(df["algo"]) == {"bp_sgd", "zil"}
+
+
+# ------------------------------------------------------------------------- the written-out front
+@pytest.mark.parametrize("param", ["pre", "post"])
+@pytest.mark.parametrize("act", ["relu", "tanh", "sigmoid"])
+def test_rnn_local_products_equal_autograd(param, act):
+    """RNNNet.local_products (the written-out rule the front path uses) against autograd on each
+    step's layer function: feedback to the input node and every shared parameter's term."""
+    net = build_model({**SMALL["rnn"], "activation": act}, IMAGE, 10, param, 0, torch.float64)
+    assert net.front_local
+    x, _ = _batch()
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        h = [x] + [v + 0.3 * torch.randn(v.shape, generator=g, dtype=v.dtype) for v in net.forward(x)[1:-1]]
+    for l in range(net.n_layers):
+        hl = h[l].clone().requires_grad_(True)
+        ps = [p.clone().requires_grad_(True) for p in net.params]
+        mu = net.layer(l, hl, ps, x)
+        e = torch.randn(mu.shape, generator=g, dtype=mu.dtype)
+        want = torch.autograd.grad(mu, [hl, *ps], grad_outputs=e, allow_unused=True)
+        dh, terms = net.local_products(l, h[l], mu.detach(), e, x)
+        if l == 0:
+            assert dh is None  # layer 0 reads only the clamped input
+        else:
+            torch.testing.assert_close(dh, want[0], rtol=1e-12, atol=1e-12)
+        got = dict(terms)
+        for i, w in enumerate(want[1:]):
+            if w is None or not bool(w.any()):
+                assert i not in got or not bool(got[i].any())
+            else:
+                torch.testing.assert_close(got[i], w, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "rnn"])
+def test_written_out_front_equals_autograd_front(arch, monkeypatch):
+    """infer_front with the written-out local rules gives the same Z-IL directions as with one autograd
+    call per layer (the path convolutions take)."""
+    pre, _ = _nets(arch)
+    x, y = _batch()
+    fast = zil_front_directions(pre, x, y)
+    monkeypatch.setattr(type(pre), "front_local", property(lambda self: False))
+    slow = zil_front_directions(pre, x, y)
+    assert _l1(fast, slow) < 1e-12

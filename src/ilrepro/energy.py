@@ -201,9 +201,18 @@ def infer_front(net: Net, x: Tensor, target_fn: TargetFn, gamma: float = 1.0) ->
 
     Returns, per parameter, the sum over layers of the local weight terms (each taken at its layer's
     front step) and over the batch: -B dF/dtheta under Z-IL's schedule. A parameter shared by several
-    layers (an RNN's W_h) collects one term per layer."""
+    layers (an RNN's W_h) collects one term per layer.
+
+    For nets whose layers' products are written out (:attr:`Net.front_local`: linear chains, the RNN)
+    both products are the layer's local rules (:meth:`Net.local_products`, tested against autograd) and
+    autograd is not used; otherwise (convolutions) one autograd call per layer on the front."""
     L = net.n_layers
     dist = graph_distances(net)
+    front: dict[int, list[int]] = {}  # step t -> the layers whose output node is at distance t
+    for l in range(L):
+        front.setdefault(dist[l + 1], []).append(l)
+    if net.front_local:
+        return _infer_front_local(net, x, target_fn, gamma, front)
     ps = [p.detach().requires_grad_(True) for p in net.params]
     x = x.detach()
     h: list[Tensor] = [x]  # node values; free nodes are leaves of their readers' graphs
@@ -215,9 +224,6 @@ def infer_front(net: Net, x: Tensor, target_fn: TargetFn, gamma: float = 1.0) ->
             h.append(out.detach().requires_grad_(l < L - 1))
     mu = [v.detach() for v in h]  # feedforward initialisation: h_l = mu_l, every hidden error is zero
     err: dict[int, Tensor] = {L: target_fn(net, mu[:L], mu[L]) - net.link(mu[L])}
-    front: dict[int, list[int]] = {}  # step t -> the layers whose output node is at distance t
-    for l in range(L):
-        front.setdefault(dist[l + 1], []).append(l)
     for t in sorted(front):
         fed: set[int] = set()
         for l in front[t]:
@@ -230,6 +236,27 @@ def infer_front(net: Net, x: Tensor, target_fn: TargetFn, gamma: float = 1.0) ->
             new = torch.add(hs, h[s].grad - (hs - mu[s]), alpha=gamma)
             err[s] = new - mu[s]
     return [torch.zeros_like(p) if p.grad is None else p.grad for p in ps]
+
+
+def _infer_front_local(net: Net, x: Tensor, target_fn: TargetFn, gamma: float, front: dict[int, list[int]]) -> list[Tensor]:
+    """:func:`infer_front` with every product by the layer's written-out local rule."""
+    L = net.n_layers
+    out: list[Tensor | None] = [None] * len(net.params)
+    with torch.no_grad():
+        mu = net.forward(x)  # feedforward initialisation: h_l = mu_l, every hidden error is zero
+        err: dict[int, Tensor] = {L: target_fn(net, mu[:L], mu[L]) - net.link(mu[L])}
+        for t in sorted(front):
+            fb: dict[int, Tensor] = {}
+            for l in front[t]:
+                dh, terms = net.local_products(l, mu[l], mu[l + 1], err[l + 1], x)
+                for i, term in terms:  # a shared parameter collects one term per layer
+                    out[i] = term if out[i] is None else out[i].add_(term)
+                for s in net.sources(l):
+                    fb[s] = dh if s not in fb else fb[s] + dh
+            for s, j in fb.items():  # node s takes the step from its feedforward value h_s = mu_s (e_s = 0)
+                h_s = mu[s]
+                err[s] = torch.add(h_s, j - (h_s - mu[s]), alpha=gamma) - mu[s]
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(net.params, out)]
 
 
 def energy(net: Net, state: PCState, y: Tensor | None = None, output_weight: float = 1.0) -> dict[str, float]:

@@ -134,6 +134,19 @@ class Net:
             dh = dh.reshape(h.shape)
         return [dh * _D_FROM_INPUT[spec.in_act](h) if spec.in_act != "identity" else dh]
 
+    @property
+    def front_local(self) -> bool:
+        """True when :meth:`local_products` writes out every layer's products (Z-IL's error front)."""
+        return self.local_vjp
+
+    def local_products(self, l: int, h: Tensor, mu: Tensor, e: Tensor, x: Tensor) -> tuple[Tensor | None, list[tuple[int, Tensor]]]:
+        """Layer l's two local products with a cotangent e on its output mu = f_l(h): the feedback
+        J_h^T e to its free input node (None for layer 0, which reads the clamped input ``x``) and its
+        weight terms as (index into ``params``, term) pairs, summed over the batch."""
+        dh = self.linear_vjp(l, h, mu, e, "input")[0] if l > 0 else None
+        dw, db = self.linear_vjp(l, h, mu, e, "params")
+        return dh, [(2 * l, dw), (2 * l + 1, db)]
+
     def forward(self, x: Tensor, params: list[Tensor] | None = None) -> list[Tensor]:
         """Feedforward pass; returns every layer's activity [h_0 = x, h_1, ..., h_L = logits]."""
         hs = [x]
@@ -211,6 +224,27 @@ class RNNNet(Net):
         if l > 0:
             drive = drive + F.linear(ACTIVATIONS[spec.in_act](h), p[1])
         return ACTIVATIONS[spec.out_act](drive)
+
+    @property
+    def front_local(self) -> bool:
+        return True
+
+    def local_products(self, l: int, h: Tensor, mu: Tensor, e: Tensor, x: Tensor) -> tuple[Tensor | None, list[tuple[int, Tensor]]]:
+        """:meth:`Net.local_products` of time step l (or the readout): the recurrent step's terms go
+        to the shared W_x, W_h, b_h, one term per step (BPTT's sum). Tested against autograd."""
+        spec = self.layers[l]
+        g = e * _D_FROM_OUTPUT[spec.out_act](mu) if spec.out_act != "identity" else e
+        a = ACTIVATIONS[spec.in_act](h)
+        if l == self.steps:  # readout
+            w, terms = self.params[3], [(3, g.T @ a), (4, g.sum(0))]
+        else:
+            w, terms = self.params[1], [(0, g.T @ self.row(x, l)), (2, g.sum(0))]
+            if l > 0:
+                terms.append((1, g.T @ a))
+        if l == 0:
+            return None, terms
+        dh = g @ w
+        return (dh * _D_FROM_INPUT[spec.in_act](h) if spec.in_act != "identity" else dh), terms
 
 
 def _uniform(shape: tuple[int, ...], fan_in: int, gen: torch.Generator, dtype: torch.dtype) -> Tensor:

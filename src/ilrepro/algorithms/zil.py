@@ -11,7 +11,8 @@ for MLPs, CNNs and the many-to-one RNN (whose shared weights collect one term pe
 Two computations of the same rule:
 
 * the front-only path (default): :func:`ilrepro.energy.infer_front` does only the work on the error
-  front, so one update costs about one BP step;
+  front, so one update costs about one BP step (each layer's products by its written-out local rule
+  for the MLP and RNN, one autograd call per layer for a CNN);
 * the full loop: every node takes every inference step (:func:`ilrepro.energy.infer`) and a hook reads
   each layer at its scheduled step. It is what the ablations change — gamma, a non-zero initial error,
   all layers read at the last step — each of which breaks the equality.
@@ -122,7 +123,7 @@ class ZIL(Algorithm):
     for the ablations: any condition removed runs the full inference loop."""
 
     name = "zil"
-    vectorisable = False  # the error front runs autograd.backward layer by layer
+    vectorisable = False  # a CNN's error front runs autograd.backward layer by layer
     parameterisation = "pre"
     defaults = {"gamma": 1.0, "schedule": "distance", "init_noise": 0.0, "front_only": True}
 
