@@ -12,7 +12,7 @@ say() { echo "slurm-up: $*" >&2; }
 
 node_ready() {  # the node answers and can take jobs
   local state
-  state=$(sinfo -h -N -o '%T' 2>/dev/null | head -1) || return 1
+  state=$(timeout 10 sinfo -h -N -o '%T' 2>/dev/null | head -1) || return 1
   case "$state" in idle*|mixed*|allocated*|completing*) return 0 ;; *) return 1 ;; esac
 }
 
@@ -86,11 +86,12 @@ CONFEOF
 changed=0
 if [ -e "$CONF" ] && cmp -s "$CONF" "$CONF.new"; then rm "$CONF.new"; else mv "$CONF.new" "$CONF"; changed=1; fi
 
-# daemons (only those not running yet); each checks its pid file's process
-running() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
-if [ "$changed" = 1 ] && running /run/slurmctld.pid; then scontrol reconfigure >/dev/null 2>&1 || true; fi
-running /run/slurmctld.pid || slurmctld || { say "slurmctld would not start (see /var/log/slurm/slurmctld.log)"; exit 2; }
-running /run/slurmd.pid || slurmd || { say "slurmd would not start (see /var/log/slurm/slurmd.log)"; exit 2; }
+# daemons (only those not running yet): a pid file names a live process of that daemon (after a reboot
+# a stale pid file's number may belong to any other process)
+running() { local pid; pid=$(cat "/run/$1.pid" 2>/dev/null) && [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ]; }
+if [ "$changed" = 1 ] && running slurmctld; then timeout 20 scontrol reconfigure >/dev/null 2>&1 || true; fi
+running slurmctld || slurmctld || { say "slurmctld would not start (see /var/log/slurm/slurmctld.log)"; exit 2; }
+running slurmd || slurmd || { say "slurmd would not start (see /var/log/slurm/slurmd.log)"; exit 2; }
 
 for _ in $(seq 60); do
   if node_ready; then
@@ -98,7 +99,7 @@ for _ in $(seq 60); do
     exit 0
   fi
   # a node left DOWN/DRAINED by an earlier run is put back into service
-  scontrol update NodeName="$host" State=RESUME >/dev/null 2>&1 || true
+  timeout 10 scontrol update NodeName="$host" State=RESUME >/dev/null 2>&1 || true
   sleep 0.5
 done
 say "the node did not become ready: $(sinfo -h -N -o '%N %T %E' 2>&1 | head -1)"
