@@ -232,10 +232,14 @@ def infer_front(net: Net, x: Tensor, target_fn: TargetFn, gamma: float = 1.0) ->
             torch.autograd.backward(outs[l], err[l + 1], inputs=[h[s] for s in srcs] + ps)
             fed.update(srcs)
         for s in fed:  # mu_s is still feedforward: the nodes it reads are ahead of the front
-            hs = h[s].detach()
-            new = torch.add(hs, h[s].grad - (hs - mu[s]), alpha=gamma)
-            err[s] = new - mu[s]
+            err[s] = _front_node_error(h[s].detach(), h[s].grad, mu[s], gamma)
     return [torch.zeros_like(p) if p.grad is None else p.grad for p in ps]
+
+
+def _front_node_error(h_s: Tensor, feedback: Tensor, mu_s: Tensor, gamma: float) -> Tensor:
+    """A node on the error front takes the inference step h_s <- h_s + gamma (-e_s + J^T e_above)
+    from its feedforward value (e_s = h_s - mu_s = 0 there); returns its new error h_s - mu_s."""
+    return torch.add(h_s, feedback - (h_s - mu_s), alpha=gamma) - mu_s
 
 
 def _infer_front_local(net: Net, x: Tensor, target_fn: TargetFn, gamma: float, front: dict[int, list[int]]) -> list[Tensor]:
@@ -253,9 +257,8 @@ def _infer_front_local(net: Net, x: Tensor, target_fn: TargetFn, gamma: float, f
                     out[i] = term if out[i] is None else out[i].add_(term)
                 for s in net.sources(l):
                     fb[s] = dh if s not in fb else fb[s] + dh
-            for s, j in fb.items():  # node s takes the step from its feedforward value h_s = mu_s (e_s = 0)
-                h_s = mu[s]
-                err[s] = torch.add(h_s, j - (h_s - mu[s]), alpha=gamma) - mu[s]
+            for s, j in fb.items():  # node s, at its feedforward value h_s = mu_s
+                err[s] = _front_node_error(mu[s], j, mu[s], gamma)
     return [torch.zeros_like(p) if g is None else g for p, g in zip(net.params, out)]
 
 

@@ -1,6 +1,7 @@
 """Algorithms, one small module per family; importing this package registers them all."""
 
 from . import bp, ebm, il, prox, zil  # noqa: F401  (registration side effect)
-from .base import ALGORITHMS, Algorithm, AlgorithmError, display_name, make_algorithm
+from ..names import display_name
+from .base import ALGORITHMS, Algorithm, AlgorithmError, make_algorithm
 
 __all__ = ["ALGORITHMS", "Algorithm", "AlgorithmError", "display_name", "make_algorithm"]

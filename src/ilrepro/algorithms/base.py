@@ -12,12 +12,11 @@ from typing import Any, ClassVar
 import torch
 
 from ..models import Net, Parameterisation
-from ..names import display_name
 from ..optim import SGD, Adam, Optimiser
 
 Tensor = torch.Tensor
 
-__all__ = ["Algorithm", "ALGORITHMS", "register", "make_algorithm", "display_name", "AlgorithmError"]
+__all__ = ["Algorithm", "ALGORITHMS", "register", "make_algorithm", "AlgorithmError"]
 
 
 class AlgorithmError(ValueError):
@@ -98,8 +97,6 @@ ALGORITHMS: dict[str, type[Algorithm]] = {}
 def register(cls: type[Algorithm]) -> type[Algorithm]:
     ALGORITHMS[cls.name] = cls
     return cls
-
-
 
 
 def make_algorithm(name: str, net: Net, lr: float, hparams: dict[str, Any] | None = None) -> Algorithm:

@@ -151,7 +151,7 @@ class FaZIL(Algorithm):
     (null: the number of layers, enough for the front to cross the net; more change nothing)."""
 
     name = "fa_zil"
-    vectorisable = False  # the error front runs autograd.backward layer by layer
+    vectorisable = False  # the plasticity gate branches on the data (is an error node non-zero?)
     parameterisation = "pre"
     defaults = {"T": None}
 
