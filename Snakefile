@@ -39,5 +39,5 @@ localrules:
 rule all:
     input:
         all_figures(),
-        "results/claims.csv",
+        L.claims_table(),
     default_target: True

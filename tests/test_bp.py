@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import pytest
 
-from ilrepro.algorithms.bp import bp_gradient
+from ilrepro.algorithms import bp_gradient
 from ilrepro.models import build_model
 
 from conftest import batch, small_mlp

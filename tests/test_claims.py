@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from ilrepro.claims import CHECKS, evaluate_claims
+from ilrepro.claims import CHECKS, claim_inputs, evaluate_claims
 
 
 def _summary():
@@ -65,12 +65,21 @@ def test_direction_and_unmeasurable_claims(tmp_path):
         "missing": {**base, "params": {"experiment": "e", "algo": "nope", "baseline": "bp_sgd", "column": "no_such"},
                     "threshold": 1.0, "direction": "below"},
     }
-    out = evaluate_claims(claims, [str(s), str(tmp_path / "e" / "metrics.parquet")]).set_index("claim")
+    out = evaluate_claims(claims, {"e/summary": s, "e/metrics": tmp_path / "e" / "metrics.parquet"}).set_index("claim")
     assert out.loc["holds", "result"] == "pass" and out.loc["fails", "result"] == "FAIL"
     assert out.loc["missing", "result"] == "FAIL" and math.isnan(out.loc["missing", "value"])
     assert "not measurable" in out.loc["missing", "detail"]
 
 
 def test_no_claims_gives_an_empty_table_with_its_columns():
-    out = evaluate_claims({}, [])
+    out = evaluate_claims({}, {})
     assert len(out) == 0 and "result" in out.columns
+
+
+def test_claim_inputs_map_each_check_key_to_the_layouts_file():
+    claims = {"a": {"params": {"experiment": "e"}}, "b": {"params": {"analysis": "z"}}, "c": {"params": {"experiment": "e"}}}
+    assert claim_inputs(claims) == {
+        "e/metrics": "results/e/metrics.parquet",
+        "e/summary": "results/e/summary.csv",
+        "z": "results/analyses/z.parquet",
+    }

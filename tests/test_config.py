@@ -7,7 +7,9 @@ import copy
 import pytest
 import yaml
 
-from ilrepro.experiments import ConfigError, lr_label, run_spec, runs, validate_config
+from ilrepro.config import ConfigError, validate_config
+from ilrepro.experiments import run_spec, runs
+from ilrepro.layout import lr_label
 
 BASE = yaml.safe_load(
     """

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from ilrepro.algorithms import make_algorithm
-from ilrepro.algorithms.bp import bp_gradient
+from ilrepro.algorithms import bp_gradient
 from ilrepro.algorithms.ebm import chl_gradient, eqprop_gradient, pc_nudge_gradient
 from ilrepro.algorithms.il import soft_clamp
 from ilrepro.energy import InferenceConfig, energy, infer, pc_state
-from ilrepro.experiments import ConfigError, check_config
+from ilrepro.config import ConfigError, check_config
 from ilrepro.hopfield import HopfieldConfig, initial_state, layer_energies, recurrent_bp, relax
 from ilrepro.models import ACTIVATIONS
 

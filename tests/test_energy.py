@@ -7,7 +7,7 @@ import math
 import torch
 import pytest
 
-from ilrepro.algorithms.bp import bp_gradient
+from ilrepro.algorithms import bp_gradient
 from ilrepro.algorithms.il import soft_clamp
 from ilrepro.energy import InferenceConfig, infer, pc_state, weight_directions
 

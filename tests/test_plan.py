@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ilrepro import plan
+from ilrepro import costs, plan
 from ilrepro.cli import main
-from ilrepro.experiments import load_merged_config, run_spec, runs
+from ilrepro.config import load_merged_config
+from ilrepro.experiments import run_spec, runs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,40 +23,40 @@ def spec(**kw) -> dict:
 
 
 def test_flops_of_an_mlp_are_twice_its_multiply_adds():
-    m = plan.model_cost({"type": "mlp", "hidden": [256, 256]}, "mnist")
+    m = costs.model_cost({"type": "mlp", "hidden": [256, 256]}, "mnist")
     assert m.flops == 2 * (784 * 256 + 256 * 256 + 256 * 10)
     assert m.n_params == (784 * 256 + 256) + (256 * 256 + 256) + (256 * 10 + 10)
     assert m.n_layers == 3
 
 
 def test_passes_follow_the_inference_steps():
-    assert plan.passes_per_update("bp_sgd") == 3
-    assert plan.passes_per_update("il_sgd") == 2 * (25 + 1) + 2  # il_sgd's default T
-    assert plan.passes_per_update("il_sgd", {"T": 5}) == 14
+    assert costs.passes_per_update("bp_sgd") == 3
+    assert costs.passes_per_update("il_sgd") == 2 * (25 + 1) + 2  # il_sgd's default T
+    assert costs.passes_per_update("il_sgd", {"T": 5}) == 14
 
 
 def test_run_time_grows_with_the_work():
-    base = plan.estimate_seconds(spec())
-    start = plan.COSTS["cpu"].startup_s
-    double = plan.estimate_seconds(spec(updates=100_000))
+    base = costs.estimate_seconds(spec())
+    start = costs.COSTS["cpu"].startup_s
+    double = costs.estimate_seconds(spec(updates=100_000))
     assert double - start == pytest.approx(2 * (base - start), rel=0.01)
-    train_only = plan.estimate_seconds(spec(eval_every=50_000))
-    assert plan.estimate_seconds(spec(algorithm="il_sgd", eval_every=50_000)) - start > 5 * (train_only - start)
-    assert plan.estimate_seconds(spec(dataset="cifar10", model={"type": "mlp", "hidden": [1024] * 3})) > 2 * base
-    assert plan.estimate_seconds(spec(batch_size=64)) > base
+    train_only = costs.estimate_seconds(spec(eval_every=50_000))
+    assert costs.estimate_seconds(spec(algorithm="il_sgd", eval_every=50_000)) - start > 5 * (train_only - start)
+    assert costs.estimate_seconds(spec(dataset="cifar10", model={"type": "mlp", "hidden": [1024] * 3})) > 2 * base
+    assert costs.estimate_seconds(spec(batch_size=64)) > base
     # a job's seeds are counted one by one (an upper bound for vectorised seeds)
-    assert plan.estimate_seconds(spec(seeds=[0, 1, 2])) - start == pytest.approx(3 * (base - start))
+    assert costs.estimate_seconds(spec(seeds=[0, 1, 2])) - start == pytest.approx(3 * (base - start))
 
 
 def test_a_retry_gets_double_the_time_and_cuda_gets_a_gpu():
-    a1, a2, a3 = (plan.train_resources(spec(algorithm="il_sgd"), attempt) for attempt in (1, 2, 3))
+    a1, a2, a3 = (costs.train_resources(spec(algorithm="il_sgd"), attempt) for attempt in (1, 2, 3))
     assert a2.runtime_min == 2 * a1.runtime_min and a3.runtime_min == 4 * a1.runtime_min
-    assert a1.runtime_min >= plan.SAFETY * a1.estimate_s / 60
-    assert a1.gpu == 0 and plan.train_resources(spec(device="auto")).gpu == 0
-    assert plan.train_resources(spec(device="cuda")).gpu == 1
-    assert plan.train_resources(spec(dataset="digits", updates=10)).runtime_min == plan.MIN_RUNTIME_MIN
-    small = plan.train_resources(spec(dataset="digits")).mem_mb
-    assert plan.train_resources(spec(dataset="cifar10")).mem_mb > small >= plan.MEM_BASE_MB
+    assert a1.runtime_min >= costs.SAFETY * a1.estimate_s / 60
+    assert a1.gpu == 0 and costs.train_resources(spec(device="auto")).gpu == 0
+    assert costs.train_resources(spec(device="cuda")).gpu == 1
+    assert costs.train_resources(spec(dataset="digits", updates=10)).runtime_min == costs.MIN_RUNTIME_MIN
+    small = costs.train_resources(spec(dataset="digits")).mem_mb
+    assert costs.train_resources(spec(dataset="cifar10")).mem_mb > small >= costs.MEM_BASE_MB
 
 
 def test_plan_table_sums_the_requests():
@@ -99,11 +100,11 @@ def test_the_rules_ask_for_the_plans_numbers():
     config = load_merged_config([REPO / "config/tiny.yaml"], base=REPO / "config/config.yaml")
     assert len(shown) == 3
     for (exp, algo, lr), got in shown.items():
-        want = plan.train_resources({**run_spec(config, exp, algo, lr), "threads": 1})
+        want = costs.train_resources({**run_spec(config, exp, algo, lr), "threads": 1})
         assert got == {"mem_mb": want.mem_mb, "runtime": want.runtime_min, "gpu": want.gpu}
 
 
 def test_a_model_it_cannot_size_gets_a_generous_plan_not_an_error():
     with pytest.warns(UserWarning, match="cannot size model"):
-        m = plan.model_cost({"type": "cnn", "channels": [4], "kernels": [99]}, "digits")
-    assert m.flops >= plan.model_cost({"type": "mlp", "hidden": [1024] * 3}, "cifar10").flops
+        m = costs.model_cost({"type": "cnn", "channels": [4], "kernels": [99]}, "digits")
+    assert m.flops >= costs.model_cost({"type": "mlp", "hidden": [1024] * 3}, "cifar10").flops

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ilrepro.algorithms import make_algorithm
-from ilrepro.algorithms.bp import bp_gradient
+from ilrepro.algorithms import bp_gradient
 from ilrepro.algorithms.prox import implicit_sgd_solve
 from ilrepro.models import build_model
 

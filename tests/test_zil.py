@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ilrepro.algorithms import make_algorithm
-from ilrepro.algorithms.bp import bp_gradient
+from ilrepro.algorithms import bp_gradient
 from ilrepro.algorithms.zil import PlasticityGate, fa_zil_directions, update_steps, zil_directions, zil_front_directions
 from ilrepro.analyses import analysis_params
 from ilrepro.analyses.zil import zil_divergence

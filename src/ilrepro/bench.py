@@ -29,8 +29,10 @@ from typing import Any
 import pandas as pd
 import torch
 
+from . import layout
 from .algorithms import ALGORITHMS
-from .train import environment_meta, train
+from .runtime import environment_meta
+from .train import train
 
 __all__ = ["DEFAULTS", "MODELS", "bench", "ratios", "peak_rss_mb", "training_performance"]
 
@@ -181,14 +183,6 @@ def bench(cfg: dict[str, Any] | None = None, log=print) -> tuple[pd.DataFrame, p
     return table, ratios(table), meta
 
 
-def _benchmark_file(meta_path: Path) -> Path:
-    """results/runs/<exp>/<algo>/lr<lr>/meta.json -> results/benchmarks/train/<exp>/<algo>/lr<lr>.tsv
-    (where the train rule's ``benchmark:`` directive writes)."""
-    parts = meta_path.parts
-    i = len(parts) - 1 - parts[::-1].index("runs")
-    return Path(*parts[:i], "benchmarks", "train", *parts[i + 1 : -2], parts[-2] + ".tsv")
-
-
 def training_performance(meta_paths: list[str | Path]) -> pd.DataFrame:
     """One row per training job: its spec (experiment, algorithm, lr, seeds, model, batch size), the
     library's own timing (model-updates done over all seeds, training-loop wall time, model-updates/s of
@@ -218,7 +212,7 @@ def training_performance(meta_paths: list[str | Path]) -> pd.DataFrame:
             "cpu_s": float("nan"),
             "max_rss_mb": float("nan"),
         }
-        tsv = _benchmark_file(mp)
+        tsv = layout.benchmark_of_run(mp)
         if tsv.exists():
             b = pd.read_csv(tsv, sep="\t")
             if len(b):

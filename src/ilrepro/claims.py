@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
+
+from . import layout
 
 __all__ = ["CHECKS", "COLUMNS", "evaluate_claims", "claim_inputs"]
 
@@ -114,31 +116,27 @@ CHECKS: dict[str, Callable[[Tables, dict[str, Any]], tuple[float, str]]] = {
 }
 
 
-def claim_inputs(claim: dict[str, Any]) -> list[str]:
-    """The result files a claim reads (for the rule's input)."""
-    p = claim.get("params", {})
-    if "experiment" in p:
-        return [f"results/{p['experiment']}/summary.csv", f"results/{p['experiment']}/metrics.parquet"]
-    if "analysis" in p:
-        return [f"results/analyses/{p['analysis']}.parquet"]
-    return []
+def claim_inputs(claims: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The tables the claims read, as a mapping from the key a check looks a table up by
+    (``<experiment>/summary``, ``<experiment>/metrics``, ``<analysis>``) to its file."""
+    out: dict[str, str] = {}
+    for c in claims.values():
+        p = c.get("params", {})
+        if "experiment" in p:
+            out[f"{p['experiment']}/summary"] = layout.experiment_summary(p["experiment"])
+            out[f"{p['experiment']}/metrics"] = layout.experiment_table(p["experiment"])
+        if "analysis" in p:
+            out[p["analysis"]] = layout.analysis_table(p["analysis"])
+    return dict(sorted(out.items()))
 
 
-def _load(paths: list[str]) -> Tables:
-    tables: Tables = {}
-    for path in paths:
-        f = Path(path)
-        if f.parent.name == "analyses":
-            tables[f.stem] = pd.read_parquet(f)
-        elif f.name == "summary.csv":
-            tables[f"{f.parent.name}/summary"] = pd.read_csv(f)
-        else:
-            tables[f"{f.parent.name}/metrics"] = pd.read_parquet(f)
-    return tables
+def _load(inputs: Mapping[str, str | Path]) -> Tables:
+    return {key: pd.read_csv(path) if str(path).endswith(".csv") else pd.read_parquet(path) for key, path in inputs.items()}
 
 
-def evaluate_claims(claims: dict[str, dict[str, Any]], paths: list[str]) -> pd.DataFrame:
-    tables = _load(paths)
+def evaluate_claims(claims: dict[str, dict[str, Any]], inputs: Mapping[str, str | Path]) -> pd.DataFrame:
+    """One row per claim (:data:`COLUMNS`) from the tables ``inputs`` maps (see :func:`claim_inputs`)."""
+    tables = _load(inputs)
     rows = []
     for name, c in claims.items():
         thr, direction = float(c["threshold"]), c["direction"]

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from . import layout
+
 __all__ = ["main"]
 
 
@@ -54,19 +56,28 @@ def _claims(args: argparse.Namespace) -> int:
     from .claims import evaluate_claims
     from .io import atomic_write_csv
 
-    table = evaluate_claims(json.loads(args.claims), args.inputs)
+    inputs = dict(_key_path(item) for item in args.inputs)
+    table = evaluate_claims(json.loads(args.claims), inputs)
     atomic_write_csv(table, Path(args.out))
     print(table[["claim", "value", "threshold", "result"]].to_string(index=False))
     return 0
 
 
-def _plan(args: argparse.Namespace) -> int:
-    from .plan import calibrate, plan_summary
+def _key_path(item: str) -> tuple[str, str]:
+    key, sep, path = item.partition("=")
+    if not sep or not key or not path:
+        raise SystemExit(f"ilrepro claims: --inputs takes KEY=PATH items, got '{item}'")
+    return key, path
 
+
+def _plan(args: argparse.Namespace) -> int:
     if args.calibrate:
+        from .costs import calibrate
+
         print(calibrate(args.calibrate, args.threads or 1))
         return 0
-    from .experiments import load_merged_config
+    from .config import load_merged_config
+    from .plan import plan_summary
 
     config = load_merged_config(args.configfile, base=None if args.no_base else args.base)
     if args.threads:
@@ -86,11 +97,11 @@ def _bench(args: argparse.Namespace) -> int:
     if args.threads:
         cfg["threads"] = args.threads
     table, ratio, meta = bench(cfg)
-    out = Path(args.out_dir)
-    atomic_write_csv(table, out / "bench.csv")
-    atomic_write_csv(ratio, out / "ratios.csv")
-    atomic_write_json({**meta, "rows": table.to_dict(orient="records"), "ratios": ratio.to_dict(orient="records")}, out / "bench.json")
-    print(f"bench: {int((table['status'] == 'ok').sum())} cells timed, {int((table['status'] != 'ok').sum())} skipped -> {out}")
+    out = layout.bench_files(args.out_dir)
+    atomic_write_csv(table, Path(out["table"]))
+    atomic_write_csv(ratio, Path(out["ratios"]))
+    atomic_write_json({**meta, "rows": table.to_dict(orient="records"), "ratios": ratio.to_dict(orient="records")}, Path(out["meta"]))
+    print(f"bench: {int((table['status'] == 'ok').sum())} cells timed, {int((table['status'] != 'ok').sum())} skipped -> {args.out_dir}")
     return 0
 
 
@@ -133,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
 
     c = sub.add_parser("claims", help="check the papers' claims against aggregated results")
     c.add_argument("--claims", required=True, help="the config's claims block as JSON")
-    c.add_argument("--inputs", nargs="*", default=[], help="the aggregated tables the claims read")
+    c.add_argument("--inputs", nargs="*", default=[], metavar="KEY=PATH",
+                   help="the tables the claims read, each as the key a check looks it up by (<experiment>/summary, "
+                        "<experiment>/metrics, <analysis>) = its file (ilrepro.claims.claim_inputs)")
     c.add_argument("--out", required=True, help="output table (CSV)")
     c.set_defaults(func=_claims)
 
@@ -153,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 
     b = sub.add_parser("bench", help="time every algorithm on the benchmark models (updates per second)")
     b.add_argument("--config", default="", help="bench settings as a JSON object (see ilrepro.bench.DEFAULTS)")
-    b.add_argument("--out-dir", default="results/bench", help="writes bench.csv, ratios.csv, bench.json here")
+    b.add_argument("--out-dir", default=layout.bench_dir(), help="writes bench.csv, ratios.csv, bench.json here (default: %(default)s)")
     b.add_argument("--threads", type=int, default=0, help="torch threads (default: the config's, else 1)")
     b.set_defaults(func=_bench)
 

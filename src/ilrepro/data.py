@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-__all__ = ["Dataset", "DatasetError", "DATASETS", "SHAPES", "load_dataset", "read_idx"]
+__all__ = ["Dataset", "DataSize", "DatasetError", "DATASETS", "SIZES", "load_dataset", "read_idx"]
 
 
 class DatasetError(RuntimeError):
@@ -202,12 +202,23 @@ DATASETS: dict[str, Callable[[Path, bool], Dataset]] = {
     "cifar10": _load_cifar10,
 }
 
-# (image shape, classes) of every registered data set, known without loading it (config checks)
-SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
-    "digits": ((1, 8, 8), 10),
-    "mnist": ((1, 28, 28), 10),
-    "fashion_mnist": ((1, 28, 28), 10),
-    "cifar10": ((3, 32, 32), 10),
+
+
+@dataclass(frozen=True)
+class DataSize:
+    """What is known of a data set without loading it: for the config checks and the cost model."""
+
+    image_shape: tuple[int, int, int]
+    n_classes: int
+    n_train: int
+    n_test: int
+
+
+SIZES: dict[str, DataSize] = {
+    "digits": DataSize((1, 8, 8), 10, 1438, 359),
+    "mnist": DataSize((1, 28, 28), 10, 60_000, 10_000),
+    "fashion_mnist": DataSize((1, 28, 28), 10, 60_000, 10_000),
+    "cifar10": DataSize((3, 32, 32), 10, 50_000, 10_000),
 }
 
 _CACHE: dict[tuple[str, str, bool, tuple[float, float]], Dataset] = {}

@@ -4,42 +4,21 @@ metrics table per run, and a divergence stop that is a recorded result, not a cr
 from __future__ import annotations
 
 import math
-import os
-import platform
-import socket
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
 import torch
 
-from . import __version__
 from .algorithms import ALGORITHMS
 from .data import Dataset, load_dataset
-from .io import atomic_write_json, atomic_write_parquet
 from .ensemble import Ensemble
+from .io import atomic_write_json, atomic_write_parquet
 from .models import Net, build_model
+from .runtime import DTYPES, cosine, environment_meta, resolve_device, seeds_of, targets
 
-__all__ = ["train", "seeds_of", "VECTORISE_MIN_SEEDS", "evaluate", "cosine", "run_and_save", "environment_meta", "DTYPES", "resolve_device"]
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: 'cuda' was asked for but torch sees no CUDA device; use 'cpu' or 'auto'")
-    return torch.device(name)
-
-
-def _targets(net: Net, x: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """What the output is trained towards: one-hot labels, or the input itself for an autoencoder."""
-    if net.meta.get("type") == "autoencoder":
-        return x.flatten(1)
-    return torch.nn.functional.one_hot(y, n_classes).to(x.dtype)
+__all__ = ["train", "VECTORISE_MIN_SEEDS", "evaluate", "run_and_save"]
 
 
 @torch.no_grad()
@@ -55,7 +34,7 @@ def evaluate(net: Net, data: Dataset, chunk: int = 10_000, predict: Callable[[to
     for i in range(0, n, chunk):
         x, y = data.test_x[i : i + chunk], data.test_y[i : i + chunk]
         logits = predict(x)
-        target = _targets(net, x, y, data.n_classes)
+        target = targets(net, x, y, data.n_classes)
         k = len(y) / n
         if net.meta.get("type") == "autoencoder":
             loss += k * float(net.loss(logits, target))
@@ -69,14 +48,6 @@ def evaluate(net: Net, data: Dataset, chunk: int = 10_000, predict: Callable[[to
     return {"test_acc": acc, "test_loss": loss, "test_ce": ce}
 
 
-def cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    """Cosine similarity of two parameter-shaped lists, taken as one flat vector each."""
-    dot = sum(float((x * y).sum()) for x, y in zip(a, b, strict=True))
-    na = math.sqrt(sum(float((x * x).sum()) for x in a))
-    nb = math.sqrt(sum(float((y * y).sum()) for y in b))
-    return dot / (na * nb) if na > 0 and nb > 0 else float("nan")
-
-
 def _finite(net: Net) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in net.params)
 
@@ -85,14 +56,6 @@ def _finite(net: Net) -> bool:
 # one vmapped step costs about as much as 2-3 plain ones, so 2-3 seeds break even or lose (BP: 0.6x at 2)
 # and 5 seeds gain 1.5-1.9x in model-updates/s
 VECTORISE_MIN_SEEDS = 4
-
-
-def seeds_of(spec: dict[str, Any]) -> list[int]:
-    """The seeds a spec trains: ``seeds`` (a list, trained together) or one ``seed``."""
-    seeds = [int(s) for s in spec["seeds"]] if "seeds" in spec else [int(spec["seed"])]
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct and non-empty, got {seeds}")
-    return seeds
 
 
 class _Batches:
@@ -162,17 +125,17 @@ def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     train_time = 0.0
     steps = 0
     for u in range(1, updates + 1):
-        xs, targets = [], []
+        xs, ys = [], []
         for k in range(K):
             idx = batches[k].next().to(device)
             x = data.train_x[idx]
             xs.append(x)
-            targets.append(_targets(nets[0], x, data.train_y[idx], data.n_classes))
+            ys.append(targets(nets[0], x, data.train_y[idx], data.n_classes))
         is_eval = u % every == 0 or u == updates
         before = {k: [w.clone() for w in ens.members[k].weights] for k in active} if (is_eval or track_path) else None
-        bp = {k: ens.algorithm(k).reference_gradient(ens.members[k], xs[k], targets[k]) for k in active} if is_eval and track_bp else {}
+        bp = {k: ens.algorithm(k).reference_gradient(ens.members[k], xs[k], ys[k]) for k in active} if is_eval and track_bp else {}
         ts = time.perf_counter()
-        grads = ens.step(xs, targets, active)
+        grads = ens.step(xs, ys, active)
         train_time += time.perf_counter() - ts
         steps += 1
         for k in active:
@@ -222,39 +185,6 @@ def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
         **environment_meta(device),
     }
     return pd.concat(frames, ignore_index=True), meta
-
-
-def environment_meta(device: torch.device | str) -> dict[str, Any]:
-    """Where and with what a job ran: device, hardware, threads, library versions, host, SLURM job."""
-    device = resolve_device(str(device))
-    return {
-        "device": str(device),
-        "hardware": _hardware(device),
-        "threads": torch.get_num_threads(),
-        "versions": {
-            "ilrepro": __version__,
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "pandas": pd.__version__,
-        },
-        "host": socket.gethostname(),
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
-    }
-
-
-def _hardware(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    proc = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                proc = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{proc} ({os.cpu_count()} logical CPUs)"
 
 
 def run_and_save(spec: dict[str, Any], metrics_path: str | Path, meta_path: str | Path) -> dict[str, Any]:

@@ -4,10 +4,10 @@ rule aggregate:
         metrics=lambda w: run_files(w.exp, "metrics.parquet"),
         meta=lambda w: run_files(w.exp, "meta.json"),
     output:
-        table="results/{exp}/metrics.parquet",
-        summary="results/{exp}/summary.csv",
+        table=L.experiment_table("{exp}"),
+        summary=L.experiment_summary("{exp}"),
     log:
-        "results/logs/aggregate/{exp}.log",
+        L.log("aggregate", "{exp}"),
     conda:
         ENV
     shell:

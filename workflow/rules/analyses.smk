@@ -1,8 +1,8 @@
 rule analysis:
     """One theory or diagnostic experiment (config `analyses:`) -> a tidy table."""
     output:
-        table="results/analyses/{name}.parquet",
-        meta="results/analyses/{name}.json",
+        table=L.analysis_table("{name}"),
+        meta=L.analysis_meta("{name}"),
     params:
         spec=analysis_arg,
     threads: threads_per_run()
@@ -11,9 +11,9 @@ rule analysis:
         mem_mb=analysis_resource("mem_mb"),
         gpu=analysis_resource("gpu"),
     log:
-        "results/logs/analyses/{name}.log",
+        L.log("analyses", "{name}"),
     benchmark:
-        "results/benchmarks/analyses/{name}.tsv"
+        L.benchmark("analyses", "{name}")
     conda:
         ENV
     shell:

@@ -2,19 +2,18 @@ rule bench:
     """The training-speed benchmark (config `bench:`): updates/s of every algorithm x model x batch size,
     the IL/BP and Z-IL/BP cost ratios, peak memory and the hardware."""
     output:
-        table="results/bench/bench.csv",
-        ratios="results/bench/ratios.csv",
-        meta="results/bench/bench.json",
+        **L.bench_files(),
     params:
         cfg=bench_arg(),
+        out_dir=lambda w, output: str(Path(output.table).parent),
     log:
-        "results/logs/bench.log",
+        L.log("bench"),
     benchmark:
-        "results/benchmarks/bench.tsv"
+        L.benchmark("bench")
     conda:
         ENV
     shell:
-        "python -m ilrepro bench --config {params.cfg} --out-dir results/bench > {log} 2>&1"
+        "python -m ilrepro bench --config {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule performance:
@@ -22,9 +21,9 @@ rule performance:
     input:
         meta=all_run_files("meta.json"),
     output:
-        "results/performance.csv",
+        L.performance_table(),
     log:
-        "results/logs/performance.log",
+        L.log("performance"),
     conda:
         ENV
     shell:

@@ -4,16 +4,17 @@ rule claims:
         claim_tables(),
     output:
         report(
-            "results/claims.csv",
+            L.claims_table(),
             caption="../report/claims.rst",
             category="Claims",
             labels={"table": "claims checked by the pipeline"},
         ),
     params:
         claims=lambda w: shlex.quote(json.dumps(config.get("claims", {}))),
+        inputs=claim_args(),
     log:
-        "results/logs/claims.log",
+        L.log("claims"),
     conda:
         ENV
     shell:
-        "python -m ilrepro claims --claims {params.claims} --inputs {input} --out {output} > {log} 2>&1"
+        "python -m ilrepro claims --claims {params.claims} --inputs {params.inputs} --out {output} > {log} 2>&1"

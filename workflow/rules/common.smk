@@ -1,23 +1,25 @@
-# Config validation, the run table and helpers shared by every rule.
+# Config validation, the run table and helpers shared by every rule. Paths come from ilrepro.layout,
+# the one home of the results/ and figures/ layout; resources from ilrepro.costs.
 import json
 import shlex
 import sys
 from pathlib import Path
 
-from snakemake.utils import validate
-
 SRC = str(Path(workflow.basedir) / "src")
 if SRC not in sys.path:
     sys.path.insert(0, SRC)
 
+from ilrepro import costs  # noqa: E402
 from ilrepro import experiments as ex  # noqa: E402
-from ilrepro import plan  # noqa: E402
+from ilrepro import layout as L  # noqa: E402
+from ilrepro.claims import claim_inputs  # noqa: E402
+from ilrepro.config import ConfigError, validate_config  # noqa: E402
 
-
-validate(config, workflow.source_path("../schemas/config.schema.yaml"))
+# The schema that ships in the package (src/ilrepro/schemas/config.schema.yaml, Snakemake's own
+# validator, defaults filled in) and the checks a schema cannot express: the same call as the CLI's.
 try:
-    ex.check_config(config)
-except ex.ConfigError as err:
+    validate_config(config)
+except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 
 ENV = "../../environment.yml"
@@ -35,7 +37,7 @@ wildcard_constraints:
 
 
 def run_files(exp, name):
-    return [f"{r.dir}/{name}" for r in ex.runs(config, exp)]
+    return [r.file(name) for r in ex.runs(config, exp)]
 
 
 def spec_arg(wildcards):
@@ -51,7 +53,7 @@ def figure_cfg(fig):
 
 
 def all_figures():
-    return expand("figures/{fig}.{ext}", fig=list(config.get("figures", {})), ext=["pdf", "png"])
+    return [L.figure_file(fig, ext) for fig in config.get("figures", {}) for ext in L.FIGURE_EXTS]
 
 
 def threads_per_run():
@@ -66,10 +68,10 @@ def figure_inputs(w):
     fc = figure_cfg(w.fig)
     exps, anas = fc.get("experiments", []), fc.get("analyses", [])
     return {
-        "notebook": f"notebooks/{fc['notebook']}.ipynb",
-        "tables": [f"results/{e}/metrics.parquet" for e in exps],
-        "summaries": [f"results/{e}/summary.csv" for e in exps],
-        "analysis_tables": [f"results/analyses/{a}.parquet" for a in anas],
+        "notebook": L.notebook_source(fc["notebook"]),
+        "tables": [L.experiment_table(e) for e in exps],
+        "summaries": [L.experiment_summary(e) for e in exps],
+        "analysis_tables": [L.analysis_table(a) for a in anas],
         "files": list(fc.get("files", [])),
     }
 
@@ -92,9 +94,12 @@ def figure_params(w, input, output):
 
 
 def claim_tables():
-    from ilrepro.claims import claim_inputs
+    return list(claim_inputs(config.get("claims", {})).values())
 
-    return sorted({f for c in config.get("claims", {}).values() for f in claim_inputs(c)})
+
+def claim_args():
+    """The claims' tables as KEY=PATH arguments: the key each check looks its table up by."""
+    return " ".join(shlex.quote(f"{k}={v}") for k, v in claim_inputs(config.get("claims", {})).items())
 
 
 def figure_labels(wildcards):
@@ -104,8 +109,8 @@ def figure_labels(wildcards):
 
     fig = wildcards.fig
     shows = "no claim of the config is linked to this figure"
-    if Path("results/claims.csv").exists():
-        rows = pd.read_csv("results/claims.csv")
+    if Path(L.claims_table()).exists():
+        rows = pd.read_csv(L.claims_table())
         rows = rows[rows["figure"] == fig]
         if len(rows):
             shows = "; ".join(f"{r.quantity} = {r.value:.4g} ({r.threshold}: {r.result})" for r in rows.itertuples())
@@ -122,7 +127,7 @@ def paper_of(wildcards):
             "millidge": "Paper C (Millidge et al. 2022)"}.get(wildcards.fig.split("_")[0], "Other")
 
 
-# Cluster resources (profiles/slurm): one home for the numbers, ilrepro.plan, which `ilrepro plan` also
+# Cluster resources (profiles/slurm): one home for the numbers, ilrepro.costs, which `ilrepro plan` also
 # sums. Run time in minutes (doubled on each retry, so a job killed at its time limit gets more),
 # memory in MB, and one GPU for a job whose config asks for `device: cuda`.
 def _train_spec(wildcards):
@@ -132,7 +137,7 @@ def _train_spec(wildcards):
 
 def train_resource(key):
     def resource(wildcards, attempt):
-        return getattr(plan.train_resources(_train_spec(wildcards), attempt), key)
+        return getattr(costs.train_resources(_train_spec(wildcards), attempt), key)
 
     return resource
 
@@ -140,7 +145,7 @@ def train_resource(key):
 def analysis_resource(key):
     def resource(wildcards, attempt):
         spec = {**ex.analysis_spec(config, wildcards.name), "threads": threads_per_run()}
-        return getattr(plan.analysis_resources(spec, attempt), key)
+        return getattr(costs.analysis_resources(spec, attempt), key)
 
     return resource
 
@@ -148,7 +153,7 @@ def analysis_resource(key):
 def train_group(wildcards):
     """Bundles (profiles/slurm `group-components`): CPU trainings in `train`, GPU ones in `train_gpu`,
     so that a bundle never holds a GPU idle during CPU trainings."""
-    return "train_gpu" if plan.train_resources(_train_spec(wildcards)).gpu else "train"
+    return "train_gpu" if costs.train_resources(_train_spec(wildcards)).gpu else "train"
 
 
 def bench_arg():
@@ -156,4 +161,4 @@ def bench_arg():
 
 
 def all_run_files(name):
-    return [f"{r.dir}/{name}" for r in ex.runs(config)]
+    return [r.file(name) for r in ex.runs(config)]

@@ -3,19 +3,19 @@ rule figure:
     input:
         unpack(figure_inputs),
     output:
-        pdf="figures/{fig}.pdf",
+        pdf=L.figure_file("{fig}", "pdf"),
         png=report(
-            "figures/{fig}.png",
+            L.figure_file("{fig}", "png"),
             caption="../report/figure.rst",
             category=paper_of,
             labels=figure_labels,
         ),
-        csv="figures/{fig}.csv",
-        notebook="results/notebooks/{fig}.ipynb",
+        csv=L.figure_file("{fig}", "csv"),
+        notebook=L.figure_notebook("{fig}"),
     params:
         yaml=figure_params,
     log:
-        "results/logs/figures/{fig}.log",
+        L.log("figures", "{fig}"),
     conda:
         ENV
     shell:

@@ -1,8 +1,8 @@
 rule train:
     """Train one (experiment, algorithm entry, learning rate) run: all of the experiment's seeds, together."""
     output:
-        metrics="results/runs/{exp}/{algo}/lr{lr}/metrics.parquet",
-        meta="results/runs/{exp}/{algo}/lr{lr}/meta.json",
+        metrics=L.run_file("{exp}", "{algo}", "{lr}", "metrics.parquet"),
+        meta=L.run_file("{exp}", "{algo}", "{lr}", "meta.json"),
     params:
         spec=spec_arg,
     threads: threads_per_run()
@@ -14,9 +14,9 @@ rule train:
     group:
         train_group
     log:
-        "results/logs/train/{exp}/{algo}/lr{lr}.log",
+        L.log("train", "{exp}/{algo}/lr{lr}"),
     benchmark:
-        "results/benchmarks/train/{exp}/{algo}/lr{lr}.tsv"
+        L.run_benchmark("{exp}", "{algo}", "{lr}")
     conda:
         ENV
     shell:

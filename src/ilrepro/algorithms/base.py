@@ -11,12 +11,19 @@ from typing import Any, ClassVar
 
 import torch
 
+from .. import autodiff
 from ..models import Net, Parameterisation
 from ..optim import SGD, Adam, Optimiser
 
 Tensor = torch.Tensor
 
-__all__ = ["Algorithm", "ALGORITHMS", "register", "make_algorithm", "AlgorithmError"]
+__all__ = ["Algorithm", "ALGORITHMS", "register", "make_algorithm", "AlgorithmError", "bp_gradient"]
+
+
+def bp_gradient(net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+    """dL/dtheta of the batch-mean loss, by autograd through the feedforward pass: what BP descends,
+    and the reference every algorithm's gradient estimate is compared with."""
+    return autodiff.grad(lambda ps: net.loss(net.logits(x, ps), target), net.params)
 
 
 class AlgorithmError(ValueError):
@@ -73,8 +80,6 @@ class Algorithm:
     def reference_gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         """The exact gradient this algorithm approximates (``track_bp_cosine``): feedforward BP unless
         the algorithm says otherwise (recurrent BP at the free equilibrium for EqProp)."""
-        from .bp import bp_gradient
-
         return bp_gradient(net, x, target)
 
     def step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:

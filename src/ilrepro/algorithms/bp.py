@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from .. import autodiff
 from ..models import Net
-from .base import Algorithm, Tensor, register
+from .base import Algorithm, Tensor, bp_gradient, register
 
-__all__ = ["BPSGD", "BPAdam", "bp_gradient"]
-
-
-def bp_gradient(net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
-    """dL/dtheta of the batch-mean loss, by autograd through the feedforward pass."""
-    return autodiff.grad(lambda ps: net.loss(net.logits(x, ps), target), net.params)
+__all__ = ["BPSGD", "BPAdam"]
 
 
 @register

@@ -18,8 +18,7 @@ import torch
 
 from ..energy import InferenceConfig, PCState, TargetFn, infer, weight_directions
 from ..models import Net
-from .base import Algorithm, Tensor, register
-from .bp import bp_gradient
+from .base import Algorithm, Tensor, bp_gradient, register
 
 __all__ = ["ILProx", "ILProxFast", "ILProxAdam", "BPProx", "ImplicitSGD", "prox_target", "activity_norm", "il_prox_update", "implicit_sgd_solve"]
 

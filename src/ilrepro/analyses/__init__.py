@@ -54,7 +54,7 @@ def run_analysis_spec(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any
 
     import torch
 
-    from ..train import environment_meta
+    from ..runtime import environment_meta
 
     torch.set_num_threads(int(spec.get("threads", 1)))
     params = analysis_params(spec["kind"], spec.get("params", {}))

@@ -24,13 +24,13 @@ import pandas as pd
 import torch
 
 from ..algorithms import ALGORITHMS, make_algorithm
-from ..algorithms.bp import bp_gradient
+from ..algorithms import bp_gradient
 from ..algorithms.il import hard_clamp
 from ..algorithms.prox import il_prox_update, implicit_sgd_solve, prox_target
 from ..data import load_dataset
 from ..energy import InferenceConfig, PCState, infer
 from ..models import Net, build_model
-from ..train import DTYPES, _targets, cosine
+from ..runtime import DTYPES, cosine, targets
 from . import register_analysis
 
 Tensor = torch.Tensor
@@ -63,7 +63,7 @@ def prox_objective(p: dict[str, Any]) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     for i, k in enumerate(idx.tolist()):
         x = data.train_x[k : k + 1]
-        y = _targets(net, x, data.train_y[k : k + 1], data.n_classes)
+        y = targets(net, x, data.train_y[k : k + 1], data.n_classes)
         base = {"sample": i}
         rows.append({**base, "method": "no update", "t": None, "P": _prox_value(net, x, y, theta, theta, alpha)})
         bp = [t - alpha * g for t, g in zip(theta, bp_gradient(net, x, y))]
@@ -96,7 +96,7 @@ def _online(p: dict[str, Any], name: str, alpha: float) -> Iterator[tuple[int, N
     order = torch.randint(0, len(data.train_y), (int(p["updates"]),), generator=gen)
     for u, k in enumerate(order.tolist()):
         x = data.train_x[k : k + 1]
-        yield u, net, algo, x, _targets(net, x, data.train_y[k : k + 1], data.n_classes)
+        yield u, net, algo, x, targets(net, x, data.train_y[k : k + 1], data.n_classes)
 
 
 @register_analysis(
@@ -132,11 +132,11 @@ def target_activity(p: dict[str, Any]) -> pd.DataFrame:
             with torch.no_grad():
                 before = net.forward(x)
             state = infer(net, x, algo.target_fn(y), algo.inference_config())
-            targets = state.h[1:] + [state.target]
+            inferred = state.h[1:] + [state.target]
             algo.step(net, x, y)  # the same inference again, then the update
             with torch.no_grad():
                 after = net.forward(x)
-            for l, tgt in enumerate(targets, start=1):
+            for l, tgt in enumerate(inferred, start=1):
                 out = l == net.n_layers
                 a, b = (net.link(after[l]), net.link(before[l])) if out else (after[l], before[l])
                 rows.append({"algorithm": name, "alpha": float(alpha), "update": u, "layer": "output" if out else f"hidden {l}",

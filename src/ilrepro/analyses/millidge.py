@@ -22,14 +22,14 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..algorithms.bp import bp_gradient
+from ..algorithms import bp_gradient
 from ..algorithms.ebm import chl_gradient, eqprop_gradient, pc_nudge_gradient
 from ..algorithms.il import soft_clamp
 from ..data import load_dataset
 from ..energy import InferenceConfig, PCState, energy, infer, weight_directions
 from ..hopfield import HopfieldConfig, initial_state, recurrent_bp, relax
 from ..models import Net, build_model
-from ..train import DTYPES, cosine
+from ..runtime import DTYPES, cosine
 from . import register_analysis
 
 Tensor = torch.Tensor

@@ -19,7 +19,7 @@ import torch
 from ..algorithms import ALGORITHMS, make_algorithm
 from ..data import Dataset, load_dataset
 from ..models import build_model
-from ..train import DTYPES, _targets, environment_meta
+from ..runtime import DTYPES, environment_meta, targets
 from . import register_analysis
 
 MODELS: dict[str, dict[str, Any]] = {
@@ -85,7 +85,7 @@ def zil_divergence(params: dict[str, Any]) -> pd.DataFrame:
                     if u > 0:
                         idx = next(batches)
                         x = data.train_x[idx]
-                        target = _targets(net, x, data.train_y[idx], data.n_classes)
+                        target = targets(net, x, data.train_y[idx], data.n_classes)
                         bp.step(bp_net, x, target)
                         algo.step(net, x, target)
                     div = sum(float((a - b).abs().sum()) for a, b in zip(bp_net.params, net.params))
@@ -137,7 +137,7 @@ def cost_per_update(params: dict[str, Any]) -> pd.DataFrame:
             idx = next(batches).to(device)
             x = data.train_x[idx]
             for label, (net, algo, _) in runs.items():
-                target = _targets(net, x, data.train_y[idx], data.n_classes)
+                target = targets(net, x, data.train_y[idx], data.n_classes)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 t0 = time.perf_counter()

@@ -1,0 +1,180 @@
+"""The config: read (YAML files merged as Snakemake merges them), validated against the JSON schema that
+ships in the package (its defaults filled in), then checked for what a schema cannot express, one check
+per section. The Snakefile (workflow/rules/common.smk) and the command line both call
+:func:`validate_config`, so a bad config gets the same short error, naming the key, from either.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .algorithms import ALGORITHMS, AlgorithmError, make_algorithm
+from .analyses import analysis_params
+from .claims import CHECKS
+from .data import DATASETS, SIZES
+from .layout import lr_label
+from .models import ModelError, Net, build_model
+
+__all__ = [
+    "ConfigError",
+    "SCHEMA_PATH",
+    "load_config",
+    "load_merged_config",
+    "validate_config",
+    "check_config",
+    "check_experiments",
+    "check_analyses",
+    "check_figures",
+    "check_claims",
+]
+
+SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be run; the message names the offending key."""
+
+
+def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Validate against the JSON schema (Snakemake's validator, which fills in the schema's defaults),
+    then :func:`check_config`. Returns the config, defaults filled in; raises :class:`ConfigError`."""
+    import jsonschema
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(schema_path))
+    except WorkflowError as err:
+        cause = err.__context__  # Snakemake raises its WorkflowError while handling jsonschema's error
+        if not isinstance(cause, jsonschema.ValidationError):
+            raise
+        where = ".".join(str(p) for p in cause.absolute_path) or "(top level)"
+        raise ConfigError(f"config key '{where}': {cause.message}") from None
+    check_config(config)
+    return config
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    with open(path) as fh:
+        config = yaml.safe_load(fh) or {}
+    return validate_config(config)
+
+
+def load_merged_config(paths: list[str | Path], base: str | Path | None = None) -> dict[str, Any]:
+    """The config snakemake builds: the Snakefile's own ``configfile`` (``base``) when the command line
+    names none, else the ``--configfile PATH ...`` files, each merged recursively on top of the previous
+    ones (mappings merge, anything else is replaced); then validated."""
+    from snakemake.utils import update_config
+
+    config: dict[str, Any] = {}
+    for path in list(paths) or ([base] if base is not None else []):
+        with open(path) as fh:
+            update_config(config, yaml.safe_load(fh) or {})
+    return validate_config(config)
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Checks a JSON schema cannot express, section by section. Raises :class:`ConfigError`."""
+    check_experiments(config)
+    check_analyses(config)
+    check_figures(config)
+    check_claims(config)
+
+
+def check_experiments(config: dict[str, Any]) -> None:
+    """Data sets, run lengths, and every algorithm entry: known algorithm, its own hyper-parameters,
+    a model it supports and can be built on, distinct learning rates."""
+    for name, exp in config.get("experiments", {}).items():
+        where = f"experiments.{name}"
+        if exp["dataset"] not in DATASETS:
+            raise ConfigError(f"{where}.dataset: unknown data set '{exp['dataset']}'; known: {', '.join(sorted(DATASETS))}")
+        if exp["eval_every"] > exp["updates"]:
+            raise ConfigError(f"{where}.eval_every ({exp['eval_every']}) is larger than updates ({exp['updates']})")
+        for label, entry in exp["algorithms"].items():
+            _check_entry(f"{where}.algorithms.{label}", exp, entry)
+
+
+def _check_entry(where: str, exp: dict[str, Any], entry: dict[str, Any]) -> None:
+    cls = ALGORITHMS.get(entry["algorithm"])
+    if cls is None:
+        raise ConfigError(f"{where}.algorithm: unknown algorithm '{entry['algorithm']}'; known: {', '.join(sorted(ALGORITHMS))}")
+    known_hp = cls.hparam_defaults()
+    unknown = set(entry.get("hparams", {})) - set(known_hp)
+    if unknown:
+        raise ConfigError(
+            f"{where}.hparams: '{sorted(unknown)[0]}' is not a hyper-parameter of {cls.name}; "
+            f"it takes: {', '.join(sorted(known_hp)) or 'none'}"
+        )
+    supported = getattr(cls, "supported_models", None)
+    model_type = exp["model"].get("type", "mlp")
+    if supported is not None and model_type not in supported:
+        raise ConfigError(f"{where}.algorithm: {cls.name} does not support model type '{model_type}' (supports: {', '.join(supported)})")
+    _check_combination(where, exp, entry, cls)
+    labels = [lr_label(lr) for lr in entry["lr"]]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"{where}.lr: duplicate learning rates {entry['lr']}")
+
+
+@functools.lru_cache(maxsize=None)
+def _probe_model(model_json: str, dataset: str, parameterisation: str) -> Net:
+    size = SIZES[dataset]
+    return build_model(json.loads(model_json), size.image_shape, size.n_classes, parameterisation, 0)  # type: ignore[arg-type]
+
+
+def _check_combination(where: str, exp: dict[str, Any], entry: dict[str, Any], cls: Any) -> None:
+    """Build the experiment's model (shapes only, no data) and the algorithm on it, so that whatever the
+    model builder or the algorithm's constructor refuses (CHL without a squared-error output, a bad
+    hyper-parameter value, a conv layer too large for the image...) is a config error before any job."""
+    try:
+        net = _probe_model(json.dumps(exp["model"], sort_keys=True), exp["dataset"], cls.parameterisation)
+    except ModelError as exc:
+        raise ConfigError(f"{where.rsplit('.algorithms', 1)[0]}.model: {exc}") from None
+    try:
+        make_algorithm(cls.name, net, float(entry["lr"][0]), entry.get("hparams"))
+    except (AlgorithmError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def check_analyses(config: dict[str, Any]) -> None:
+    """Every analysis names a registered kind and only that kind's parameters."""
+    for name, acfg in config.get("analyses", {}).items():
+        try:
+            analysis_params(acfg["kind"], acfg.get("params", {}))
+        except KeyError as exc:
+            raise ConfigError(f"analyses.{name}: {exc.args[0]}") from None
+
+
+def check_figures(config: dict[str, Any]) -> None:
+    """Every figure draws from experiments and analyses the config has, and from at least one input."""
+    known = {"experiments": config.get("experiments", {}), "analyses": config.get("analyses", {})}
+    for fig, fcfg in config.get("figures", {}).items():
+        for key, names in known.items():
+            for e in fcfg.get(key, []):
+                if e not in names:
+                    raise ConfigError(f"figures.{fig}.{key}: '{e}' is not one of the config's {key}; known: {', '.join(sorted(names))}")
+        if not fcfg.get("experiments") and not fcfg.get("analyses") and not fcfg.get("files"):
+            raise ConfigError(f"figures.{fig}: needs at least one of 'experiments', 'analyses' or 'files'")
+
+
+def check_claims(config: dict[str, Any]) -> None:
+    """Every claim names a known check, exactly one table it reads (an experiment or an analysis of the
+    config), and a figure of the config if any."""
+    exps, anas = config.get("experiments", {}), config.get("analyses", {})
+    for name, c in config.get("claims", {}).items():
+        where = f"claims.{name}"
+        if c["check"] not in CHECKS:
+            raise ConfigError(f"{where}.check: unknown check '{c['check']}'; known: {', '.join(sorted(CHECKS))}")
+        p = c["params"]
+        if ("experiment" in p) == ("analysis" in p):
+            raise ConfigError(f"{where}.params: name exactly one of 'experiment' or 'analysis'")
+        if "experiment" in p and p["experiment"] not in exps:
+            raise ConfigError(f"{where}.params.experiment: '{p['experiment']}' is not an experiment of the config")
+        if "analysis" in p and p["analysis"] not in anas:
+            raise ConfigError(f"{where}.params.analysis: '{p['analysis']}' is not an analysis of the config")
+        if c.get("figure") and c["figure"] not in config.get("figures", {}):
+            raise ConfigError(f"{where}.figure: '{c['figure']}' is not a figure of the config")

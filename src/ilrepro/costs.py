@@ -1,0 +1,229 @@
+"""The per-job cost model: what a job asks a cluster for (run time, memory, GPUs, CPUs) from its spec.
+
+One home for these numbers: the Snakemake rules' ``resources:`` (workflow/rules/common.smk) call
+:func:`train_resources` and :func:`analysis_resources`, and ``ilrepro plan`` (:mod:`ilrepro.plan`) sums them.
+
+The run-time model counts work, not wall-clock guesses: a training is ``updates`` weight updates, each
+``passes`` forward-equivalent passes through the model (BP: forward + backward = 3; an algorithm with an
+inference loop of T steps: a forward and a vector-Jacobian product per step plus the weight update,
+2 (T + 1) + 2), and ``updates / eval_every`` evaluations, each a forward pass over the whole test set.
+A pass costs a per-layer overhead (Python and kernel launches, which dominate at batch size 1) plus its
+FLOPs (counted once per model with torch's FlopCounterMode) at a sustained rate. The constants were
+measured on one CPU core and on an H100 (:data:`COSTS`; ``ilrepro plan --calibrate cpu|cuda`` measures
+them on yours); the request is the estimate times :data:`SAFETY`, at least :data:`MIN_RUNTIME_MIN`,
+doubled on each retry.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .algorithms import ALGORITHMS, make_algorithm
+from .data import SIZES, DataSize
+from .models import build_model
+from .runtime import seeds_of
+
+__all__ = [
+    "Costs",
+    "COSTS",
+    "Resources",
+    "ModelCost",
+    "model_cost",
+    "passes_per_update",
+    "estimate_seconds",
+    "train_resources",
+    "analysis_resources",
+    "calibrate",
+]
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Speed of one device, for the run-time model."""
+
+    pass_overhead_s: float  # per layer and forward-equivalent pass, whatever the size
+    flops_per_s: float  # sustained rate of the training passes
+    eval_flops_per_s: float  # sustained rate of the (large-batch) evaluation
+    startup_s: float  # interpreter, torch, data set
+
+
+COSTS: dict[str, Costs] = {
+    # 1 torch thread, 2026-11-23. CPU: fitted to BP/IL-SGD timings on an idle core of the development VM;
+    # the H100 machine's host CPU measured faster (5e-5 s, 4.6e10 FLOP/s), a VM shared by 4 jobs up to
+    # 6x slower (hence SAFETY and the retries). CUDA: `--calibrate cuda` on an H100 (launch-bound at
+    # these batches; the training rate is from batch 16, larger batches run faster than planned). On
+    # both, the model overestimates a measured IL-SGD update (784-256-256-10, B=1) by 1.7-2x.
+    "cpu": Costs(pass_overhead_s=6e-5, flops_per_s=2e10, eval_flops_per_s=3e10, startup_s=60.0),
+    "cuda": Costs(pass_overhead_s=1e-4, flops_per_s=1.6e12, eval_flops_per_s=3e13, startup_s=120.0),
+}
+SAFETY = 2.0  # requested run time = SAFETY x estimate (a slower node, a busy file system)
+MIN_RUNTIME_MIN = 5
+MEM_BASE_MB = 1024  # the interpreter, torch and the libraries
+ANALYSIS_RUNTIME_MIN = 60  # analyses have no common cost model: a flat request, doubled on retry
+ANALYSIS_MEM_MB = 4096
+
+
+_LARGEST = SIZES["cifar10"]  # for a data set this table does not know yet: plan for the largest
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one job asks for: minutes of run time, MB of memory, GPUs, CPUs (torch threads)."""
+
+    runtime_min: int
+    mem_mb: int
+    gpu: int
+    cpus: int
+    estimate_s: float  # the model's estimate, before SAFETY
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    flops: float  # forward FLOPs for one example
+    activations: int  # numbers held per example in a forward pass (all layers)
+    n_params: int
+    n_layers: int
+
+
+# for a model that cannot be sized: about a 3072-1024-1024-1024-10 MLP, with room to spare
+_UNKNOWN_MODEL = ModelCost(flops=2e7, activations=100_000, n_params=10_000_000, n_layers=6)
+
+
+def _data_size(dataset: str) -> DataSize:
+    return SIZES.get(dataset, _LARGEST)
+
+
+def _device_kind(device: str) -> str:
+    """``auto`` is planned as a CPU job: it asks the scheduler for no GPU (set ``cuda`` to get one)."""
+    return "cuda" if device == "cuda" else "cpu"
+
+
+@functools.lru_cache(maxsize=256)
+def _model_cost(model_json: str, dataset: str, algorithm: str) -> ModelCost:
+    ds = _data_size(dataset)
+    param = ALGORITHMS[algorithm].parameterisation if algorithm in ALGORITHMS else "post"
+    try:
+        net = build_model(json.loads(model_json), ds.image_shape, ds.n_classes, param, seed=0)
+        x = torch.zeros(1, *ds.image_shape)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            hs = net.forward(x)
+    except Exception as exc:  # a model this table cannot build: plan generously, never stop the workflow
+        warnings.warn(f"ilrepro.plan: cannot size model {model_json} on '{dataset}' ({exc}); "
+                      "planning with a generous default", stacklevel=2)
+        return _UNKNOWN_MODEL
+    return ModelCost(
+        flops=float(counter.get_total_flops()),
+        activations=sum(h.numel() for h in hs),
+        n_params=sum(p.numel() for p in net.params),
+        n_layers=net.n_layers,
+    )
+
+
+def model_cost(model: dict[str, Any], dataset: str, algorithm: str = "bp_sgd") -> ModelCost:
+    """FLOPs, activations and parameters of the spec's model on the data set (cached per model)."""
+    return _model_cost(json.dumps(model, sort_keys=True), dataset, algorithm)
+
+
+def passes_per_update(algorithm: str, hparams: dict[str, Any] | None = None, depth: int = 1) -> int:
+    """Forward-equivalent passes of one update: 3 for BP, 2 (T + 1) + 2 with an inference loop of T
+    (T = None means as many steps as the model is deep, e.g. Fa-Z-IL)."""
+    cls = ALGORITHMS.get(algorithm)
+    hp = {**(cls.defaults if cls is not None else {}), **(hparams or {})}
+    if "T" in hp:
+        T = depth if hp["T"] is None else int(hp["T"])
+        return 2 * (T + 1) + 2
+    return 3
+
+
+def estimate_seconds(spec: dict[str, Any]) -> float:
+    """Expected wall time of the training ``spec`` (a :func:`ilrepro.experiments.run_spec`): its seeds
+    counted one by one (an upper bound: vectorised seeds share the per-operation overhead)."""
+    n_seeds = len(seeds_of(spec))
+    c = COSTS[_device_kind(spec.get("device", "cpu"))]
+    m = model_cost(spec["model"], spec["dataset"], spec["algorithm"])
+    ds = _data_size(spec["dataset"])
+    updates, batch = int(spec["updates"]), int(spec["batch_size"])
+    per_pass = m.n_layers * c.pass_overhead_s + m.flops * batch / c.flops_per_s
+    per_update = passes_per_update(spec["algorithm"], spec.get("hparams"), m.n_layers) * per_pass
+    if spec.get("track_bp_cosine"):
+        per_update += 3 * per_pass / max(1, int(spec["eval_every"]))
+    n_evals = updates // int(spec["eval_every"]) + 2
+    per_eval = ds.n_test * m.flops / c.eval_flops_per_s + m.n_layers * c.pass_overhead_s
+    return c.startup_s + n_seeds * (updates * per_update + n_evals * per_eval)
+
+
+def train_resources(spec: dict[str, Any], attempt: int = 1) -> Resources:
+    """What the training ``spec`` asks the scheduler for; the run time doubles on each retry."""
+    est = estimate_seconds(spec)
+    minutes = max(MIN_RUNTIME_MIN, math.ceil(SAFETY * est / 60)) * 2 ** (max(1, attempt) - 1)
+    m = model_cost(spec["model"], spec["dataset"], spec["algorithm"])
+    ds = _data_size(spec["dataset"])
+    on_gpu = _device_kind(spec.get("device", "cpu")) == "cuda"
+    nbytes = 8 if spec.get("dtype") == "float64" else 4
+    n_pixels = math.prod(ds.image_shape)
+    data_mb = 3 * (ds.n_train + ds.n_test) * n_pixels * nbytes / 2**20  # raw, converted and rescaled copies
+    params_mb = 8 * len(seeds_of(spec)) * m.n_params * nbytes / 2**20  # weights, gradients, optimiser state, clones
+    # host memory: on a GPU the evaluation's activations live on the device; the CUDA context does not
+    eval_mb = 0.0 if on_gpu else 3 * min(ds.n_test, 10_000) * m.activations * nbytes / 2**20
+    mem = MEM_BASE_MB + (2048 if on_gpu else 0) + data_mb + params_mb + eval_mb
+    mem_mb = 256 * math.ceil(mem / 256)
+    gpu = 1 if on_gpu else 0
+    return Resources(minutes, mem_mb, gpu, int(spec.get("threads", 1)), est)
+
+
+def analysis_resources(spec: dict[str, Any], attempt: int = 1) -> Resources:
+    """A flat request for an analysis job (no cost model), doubled in time on each retry."""
+    gpu = 1 if _device_kind(spec.get("device", "cpu")) == "cuda" else 0
+    minutes = ANALYSIS_RUNTIME_MIN * 2 ** (max(1, attempt) - 1)
+    return Resources(minutes, ANALYSIS_MEM_MB, gpu, int(spec.get("threads", 1)), float("nan"))
+
+
+def calibrate(device: str = "cpu", threads: int = 1) -> Costs:
+    """Measure :class:`Costs` on this machine: per-layer overhead from a tiny model at batch 1, FLOP
+    rates from a wide one (training at batch 16, evaluation at batch 10,000)."""
+    torch.set_num_threads(threads)
+    dev = torch.device(device)
+
+    def time_updates(hidden: list[int], batch: int, n: int = 100) -> tuple[float, ModelCost]:
+        shape = (1, 28, 28)
+        net = build_model({"type": "mlp", "hidden": hidden}, shape, 10, "post", 0, device=dev)
+        algo = make_algorithm("bp_sgd", net, 0.01, None)
+        x = torch.rand(batch, *shape, device=dev)
+        y = torch.nn.functional.one_hot(torch.randint(0, 10, (batch,), device=dev), 10).float()
+        for _ in range(10):
+            algo.step(net, x, y)
+        _sync(dev)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            algo.step(net, x, y)
+        _sync(dev)
+        return (time.perf_counter() - t0) / n, model_cost({"type": "mlp", "hidden": hidden}, "mnist")
+
+    small, m_small = time_updates([16, 16], 1, 300)
+    overhead = small / (3 * m_small.n_layers)
+    big, m_big = time_updates([1024, 1024], 16, 30)
+    rate = 3 * m_big.flops * 16 / max(big - 3 * m_big.n_layers * overhead, 1e-9)
+    net = build_model({"type": "mlp", "hidden": [1024, 1024]}, (1, 28, 28), 10, "post", 0, device=dev)
+    x = torch.rand(10_000, 1, 28, 28, device=dev)
+    with torch.no_grad():
+        net.logits(x)
+        _sync(dev)
+        t0 = time.perf_counter()
+        net.logits(x)
+        _sync(dev)
+    eval_rate = 10_000 * m_big.flops / (time.perf_counter() - t0)
+    return Costs(overhead, rate, eval_rate, COSTS[_device_kind(device)].startup_s)
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)

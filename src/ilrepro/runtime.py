@@ -1,0 +1,87 @@
+"""Run-time helpers shared by training, the analyses and the bench: dtypes, the device, the output
+target of a batch, the cosine of two parameter lists, a spec's seeds, and where-and-with-what metadata."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import socket
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import __version__
+from .models import Net
+
+__all__ = ["DTYPES", "resolve_device", "targets", "cosine", "seeds_of", "environment_meta"]
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: a GPU where torch sees one, else the CPU; ``cuda`` without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: 'cuda' was asked for but torch sees no CUDA device; use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+def targets(net: Net, x: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """What the output is trained towards: one-hot labels, or the input itself for an autoencoder."""
+    if net.meta.get("type") == "autoencoder":
+        return x.flatten(1)
+    return torch.nn.functional.one_hot(y, n_classes).to(x.dtype)
+
+
+def cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """Cosine similarity of two parameter-shaped lists, taken as one flat vector each."""
+    dot = sum(float((x * y).sum()) for x, y in zip(a, b, strict=True))
+    na = math.sqrt(sum(float((x * x).sum()) for x in a))
+    nb = math.sqrt(sum(float((y * y).sum()) for y in b))
+    return dot / (na * nb) if na > 0 and nb > 0 else float("nan")
+
+
+def seeds_of(spec: dict[str, Any]) -> list[int]:
+    """The seeds a spec trains: ``seeds`` (a list, trained together) or one ``seed``."""
+    seeds = [int(s) for s in spec["seeds"]] if "seeds" in spec else [int(spec["seed"])]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and non-empty, got {seeds}")
+    return seeds
+
+
+def environment_meta(device: torch.device | str) -> dict[str, Any]:
+    """Where and with what a job ran: device, hardware, threads, library versions, host, SLURM job."""
+    device = resolve_device(str(device))
+    return {
+        "device": str(device),
+        "hardware": _hardware(device),
+        "threads": torch.get_num_threads(),
+        "versions": {
+            "ilrepro": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+        },
+        "host": socket.gethostname(),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+    }
+
+
+def _hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    proc = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                proc = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{proc} ({os.cpu_count()} logical CPUs)"
