@@ -39,5 +39,5 @@ localrules:
 rule all:
     input:
         all_figures(),
-        L.claims_table(),
+        L.CLAIMS,
     default_target: True

@@ -108,3 +108,13 @@ def test_a_model_it_cannot_size_gets_a_generous_plan_not_an_error():
     with pytest.warns(UserWarning, match="cannot size model"):
         m = costs.model_cost({"type": "cnn", "channels": [4], "kernels": [99]}, "digits")
     assert m.flops >= costs.model_cost({"type": "mlp", "hidden": [1024] * 3}, "cifar10").flops
+
+
+def test_plan_of_one_figure_names_what_it_is_drawn_from_and_only_its_jobs(capsys):
+    config = load_merged_config([], base="config/config.yaml")
+    jobs = plan.plan_table(config, figures=["alonso_e2_online"])
+    assert set(jobs["experiment"]) == {"alonso_e2_digits"} and len(jobs) == len(runs(config, "alonso_e2_digits"))
+    assert main(["plan", "--figure", "alonso_e2_online"]) == 0
+    assert "figure alonso_e2_online: notebook alonso_e2_online; experiments alonso_e2_digits" in capsys.readouterr().out
+    with pytest.raises(KeyError, match="no figure 'nope'"):
+        plan.plan_table(config, figures=["nope"])

@@ -123,10 +123,10 @@ def claim_inputs(claims: dict[str, dict[str, Any]]) -> dict[str, str]:
     for c in claims.values():
         p = c.get("params", {})
         if "experiment" in p:
-            out[f"{p['experiment']}/summary"] = layout.experiment_summary(p["experiment"])
-            out[f"{p['experiment']}/metrics"] = layout.experiment_table(p["experiment"])
+            out[f"{p['experiment']}/summary"] = layout.experiment_file(p["experiment"], "summary.csv")
+            out[f"{p['experiment']}/metrics"] = layout.experiment_file(p["experiment"], "metrics.parquet")
         if "analysis" in p:
-            out[p["analysis"]] = layout.analysis_table(p["analysis"])
+            out[p["analysis"]] = layout.analysis_file(p["analysis"], "parquet")
     return dict(sorted(out.items()))
 
 

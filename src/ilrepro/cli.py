@@ -77,12 +77,17 @@ def _plan(args: argparse.Namespace) -> int:
         print(calibrate(args.calibrate, args.threads or 1))
         return 0
     from .config import load_merged_config
-    from .plan import plan_summary
+    from .plan import figure_sources, plan_summary
 
     config = load_merged_config(args.configfile, base=None if args.no_base else args.base)
     if args.threads:
         config.setdefault("defaults", {})["threads"] = args.threads
-    jobs, summary = plan_summary(config, args.everything)
+    for fig in args.figure:
+        try:
+            print(figure_sources(config, fig))
+        except KeyError as err:
+            raise SystemExit(f"ilrepro plan: {err.args[0]}") from None
+    jobs, summary = plan_summary(config, args.everything, args.figure or None)
     if args.jobs:
         jobs.to_csv(args.jobs, index=False)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
@@ -161,12 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--threads", type=int, default=0, help="torch threads per job (default: the config's)")
     pl.add_argument("--jobs", help="also write one row per job to this CSV file")
     pl.add_argument("--everything", action="store_true", help="also experiments and analyses that no figure uses")
+    pl.add_argument("--figure", nargs="*", default=[], help="only what these figures need (and say what each is drawn from)")
     pl.add_argument("--calibrate", choices=["cpu", "cuda"], help="measure this machine's speed constants instead")
     pl.set_defaults(func=_plan)
 
     b = sub.add_parser("bench", help="time every algorithm on the benchmark models (updates per second)")
     b.add_argument("--config", default="", help="bench settings as a JSON object (see ilrepro.bench.DEFAULTS)")
-    b.add_argument("--out-dir", default=layout.bench_dir(), help="writes bench.csv, ratios.csv, bench.json here (default: %(default)s)")
+    b.add_argument("--out-dir", default=layout.BENCH_DIR, help="writes bench.csv, ratios.csv, bench.json here (default: %(default)s)")
     b.add_argument("--threads", type=int, default=0, help="torch threads (default: the config's, else 1)")
     b.set_defaults(func=_bench)
 

@@ -23,22 +23,20 @@ __all__ = [
     "RESULTS",
     "FIGURES",
     "FIGURE_EXTS",
+    "CLAIMS",
+    "PERFORMANCE",
+    "BENCH_DIR",
+    "NOTEBOOKS",
     "lr_label",
     "run_dir",
     "run_file",
     "run_benchmark",
     "benchmark_of_run",
-    "experiment_table",
-    "experiment_summary",
-    "analysis_table",
-    "analysis_meta",
-    "claims_table",
+    "experiment_file",
+    "analysis_file",
     "figure_file",
-    "figure_notebook",
-    "notebook_source",
-    "bench_dir",
+    "notebook_file",
     "bench_files",
-    "performance_table",
     "log",
     "benchmark",
 ]
@@ -47,6 +45,7 @@ RESULTS = "results"
 FIGURES = "figures"
 FIGURE_EXTS = ("pdf", "png")  # the figure targets; every figure also writes its numbers as .csv
 RUN_FILES = ("metrics.parquet", "meta.json")
+EXPERIMENT_FILES = ("metrics.parquet", "summary.csv")
 
 
 def lr_label(lr: float | str) -> str:
@@ -80,50 +79,47 @@ def benchmark_of_run(run_path: str | Path) -> Path:
     return Path(*head) / Path(run_benchmark(exp, algo, lr[2:])).relative_to(RESULTS)
 
 
-def experiment_table(exp: str) -> str:
-    """Every evaluation row of every run of the experiment."""
-    return f"{RESULTS}/{exp}/metrics.parquet"
+def experiment_file(exp: str, name: str) -> str:
+    """One experiment's aggregated tables: ``metrics.parquet`` (every evaluation row of every run) or
+    ``summary.csv`` (one row per algorithm entry and learning rate, the selected rate marked)."""
+    if name not in EXPERIMENT_FILES:
+        raise ValueError(f"an experiment has no file '{name}'; it has {', '.join(EXPERIMENT_FILES)}")
+    return f"{RESULTS}/{exp}/{name}"
 
 
-def experiment_summary(exp: str) -> str:
-    """One row per (algorithm entry, learning rate), the selected rate marked."""
-    return f"{RESULTS}/{exp}/summary.csv"
-
-
-def analysis_table(name: str) -> str:
-    return f"{RESULTS}/analyses/{name}.parquet"
-
-
-def analysis_meta(name: str) -> str:
-    return f"{RESULTS}/analyses/{name}.json"
-
-
-def claims_table() -> str:
-    return f"{RESULTS}/claims.csv"
+def analysis_file(name: str, ext: str) -> str:
+    """One analysis: its table (``parquet``) or its metadata (``json``)."""
+    if ext not in ("parquet", "json"):
+        raise ValueError(f"an analysis has no '.{ext}' file; it has .parquet and .json")
+    return f"{RESULTS}/analyses/{name}.{ext}"
 
 
 def figure_file(fig: str, ext: str) -> str:
-    """``figures/<fig>.<ext>``: the figure itself (pdf, png) or the numbers it plots (csv)."""
+    """``figures/<fig>.<ext>``: the figure itself (pdf, png), the numbers it plots (csv), or the executed
+    notebook that drew it (ipynb, under results/notebooks/)."""
+    if ext == "ipynb":
+        return f"{RESULTS}/notebooks/{fig}.ipynb"
+    if ext not in (*FIGURE_EXTS, "csv"):
+        raise ValueError(f"a figure has no '.{ext}' file; it has .pdf, .png, .csv and .ipynb")
     return f"{FIGURES}/{fig}.{ext}"
 
 
-def figure_notebook(fig: str) -> str:
-    """The executed notebook that drew the figure."""
-    return f"{RESULTS}/notebooks/{fig}.ipynb"
+def notebook_file(notebook: str) -> str:
+    """A notebook's source, ``notebooks/<notebook>.ipynb`` (a figure's config names it)."""
+    return f"{NOTEBOOKS}/{notebook}.ipynb"
 
 
-def notebook_source(notebook: str) -> str:
-    return f"notebooks/{notebook}.ipynb"
-
-
-def bench_dir() -> str:
-    return f"{RESULTS}/bench"
+# files of the whole run, and the notebooks' folder
+CLAIMS = f"{RESULTS}/claims.csv"
+PERFORMANCE = f"{RESULTS}/performance.csv"
+BENCH_DIR = f"{RESULTS}/bench"
+NOTEBOOKS = "notebooks"
 
 
 def bench_files(out_dir: str | Path | None = None) -> dict[str, str]:
-    """The bench's outputs in ``out_dir`` (default :func:`bench_dir`): every cell, the ratios, and both
+    """The bench's outputs in ``out_dir`` (default :data:`BENCH_DIR`): every cell, the ratios, and both
     with the metadata as JSON."""
-    d = Path(bench_dir() if out_dir is None else out_dir)
+    d = Path(BENCH_DIR if out_dir is None else out_dir)
     return {"table": str(d / "bench.csv"), "ratios": str(d / "ratios.csv"), "meta": str(d / "bench.json")}
 
 

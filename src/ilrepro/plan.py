@@ -10,14 +10,27 @@ import pandas as pd
 from .costs import Resources, analysis_resources, train_resources
 from .experiments import analysis_spec, run_spec, runs
 
-__all__ = ["plan_table", "plan_summary"]
+__all__ = ["figure_sources", "plan_table", "plan_summary"]
 
 
-def plan_table(config: dict[str, Any], everything: bool = False) -> pd.DataFrame:
-    """One row per job that ``snakemake`` (target: all figures) runs for the config, first attempt:
-    experiment/analysis, run, resources, and the CPU-hours and GPU-hours it asks for (requested minutes
-    x CPUs, requested minutes x GPUs). ``everything``: also experiments and analyses no figure uses."""
-    figures = config.get("figures", {}).values()
+def figure_sources(config: dict[str, Any], fig: str) -> str:
+    """One line: what a figure is drawn from (its notebook, experiments, analyses and other files)."""
+    figs = config.get("figures", {})
+    if fig not in figs:
+        raise KeyError(f"no figure '{fig}' in the config; known: {', '.join(sorted(figs))}")
+    f = figs[fig]
+    parts = [f"notebook {f['notebook']}"] + [f"{k} {', '.join(f[k])}" for k in ("experiments", "analyses", "files") if f.get(k)]
+    return f"figure {fig}: " + "; ".join(parts)
+
+
+def plan_table(config: dict[str, Any], everything: bool = False, figures: list[str] | None = None) -> pd.DataFrame:
+    """One row per job that ``snakemake`` (target: all figures, or the named ``figures``) runs for the
+    config, first attempt: experiment/analysis, run, resources, and the CPU-hours and GPU-hours it asks
+    for (requested minutes x CPUs, requested minutes x GPUs). ``everything``: also experiments and
+    analyses no figure uses."""
+    for fig in figures or []:
+        figure_sources(config, fig)  # an unknown figure is an error, naming the known ones
+    figures = [f for name, f in config.get("figures", {}).items() if figures is None or name in figures]
     used_exps = {e for f in figures for e in f.get("experiments", [])}
     used_anas = {a for f in figures for a in f.get("analyses", [])}
     threads = int(config.get("defaults", {}).get("threads", 1))
@@ -38,9 +51,9 @@ def plan_table(config: dict[str, Any], everything: bool = False) -> pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def plan_summary(config: dict[str, Any], everything: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+def plan_summary(config: dict[str, Any], everything: bool = False, figures: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The per-job table and a summary per (rule, experiment, device), with a TOTAL row."""
-    jobs = plan_table(config, everything)
+    jobs = plan_table(config, everything, figures)
     summary = (
         jobs.groupby(["rule", "experiment", "device"], sort=False)
         .agg(

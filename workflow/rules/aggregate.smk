@@ -4,8 +4,8 @@ rule aggregate:
         metrics=lambda w: run_files(w.exp, "metrics.parquet"),
         meta=lambda w: run_files(w.exp, "meta.json"),
     output:
-        table=L.experiment_table("{exp}"),
-        summary=L.experiment_summary("{exp}"),
+        table=L.experiment_file("{exp}", "metrics.parquet"),
+        summary=L.experiment_file("{exp}", "summary.csv"),
     log:
         L.log("aggregate", "{exp}"),
     conda:

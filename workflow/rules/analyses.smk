@@ -1,8 +1,8 @@
 rule analysis:
     """One theory or diagnostic experiment (config `analyses:`) -> a tidy table."""
     output:
-        table=L.analysis_table("{name}"),
-        meta=L.analysis_meta("{name}"),
+        table=L.analysis_file("{name}", "parquet"),
+        meta=L.analysis_file("{name}", "json"),
     params:
         spec=analysis_arg,
     threads: threads_per_run()

@@ -21,7 +21,7 @@ rule performance:
     input:
         meta=all_run_files("meta.json"),
     output:
-        L.performance_table(),
+        L.PERFORMANCE,
     log:
         L.log("performance"),
     conda:

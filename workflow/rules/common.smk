@@ -68,10 +68,10 @@ def figure_inputs(w):
     fc = figure_cfg(w.fig)
     exps, anas = fc.get("experiments", []), fc.get("analyses", [])
     return {
-        "notebook": L.notebook_source(fc["notebook"]),
-        "tables": [L.experiment_table(e) for e in exps],
-        "summaries": [L.experiment_summary(e) for e in exps],
-        "analysis_tables": [L.analysis_table(a) for a in anas],
+        "notebook": L.notebook_file(fc["notebook"]),
+        "tables": [L.experiment_file(e, "metrics.parquet") for e in exps],
+        "summaries": [L.experiment_file(e, "summary.csv") for e in exps],
+        "analysis_tables": [L.analysis_file(a, "parquet") for a in anas],
         "files": list(fc.get("files", [])),
     }
 
@@ -109,8 +109,8 @@ def figure_labels(wildcards):
 
     fig = wildcards.fig
     shows = "no claim of the config is linked to this figure"
-    if Path(L.claims_table()).exists():
-        rows = pd.read_csv(L.claims_table())
+    if Path(L.CLAIMS).exists():
+        rows = pd.read_csv(L.CLAIMS)
         rows = rows[rows["figure"] == fig]
         if len(rows):
             shows = "; ".join(f"{r.quantity} = {r.value:.4g} ({r.threshold}: {r.result})" for r in rows.itertuples())

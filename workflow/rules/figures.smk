@@ -11,7 +11,7 @@ rule figure:
             labels=figure_labels,
         ),
         csv=L.figure_file("{fig}", "csv"),
-        notebook=L.figure_notebook("{fig}"),
+        notebook=L.figure_file("{fig}", "ipynb"),
     params:
         yaml=figure_params,
     log:

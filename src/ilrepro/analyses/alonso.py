@@ -31,7 +31,7 @@ from ..data import load_dataset
 from ..energy import InferenceConfig, PCState, infer
 from ..models import Net, build_model
 from ..runtime import DTYPES, cosine, targets
-from . import register_analysis
+from .registry import register_analysis
 
 Tensor = torch.Tensor
 

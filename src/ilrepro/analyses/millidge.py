@@ -30,7 +30,7 @@ from ..energy import InferenceConfig, PCState, energy, infer, weight_directions
 from ..hopfield import HopfieldConfig, initial_state, recurrent_bp, relax
 from ..models import Net, build_model
 from ..runtime import DTYPES, cosine
-from . import register_analysis
+from .registry import register_analysis
 
 Tensor = torch.Tensor
 

@@ -20,7 +20,7 @@ from ..algorithms import ALGORITHMS, make_algorithm
 from ..data import Dataset, load_dataset
 from ..models import build_model
 from ..runtime import DTYPES, environment_meta, targets
-from . import register_analysis
+from .registry import register_analysis
 
 MODELS: dict[str, dict[str, Any]] = {
     "mlp": {"type": "mlp", "hidden": [64, 32], "output_loss": "mse"},
@@ -50,19 +50,18 @@ def _model_cfg(params: dict[str, Any], arch: str) -> dict[str, Any]:
     return models[arch]
 
 
+# what both Z-IL analyses take: the data, the architectures (and model overrides), the batch and the seed
+COMMON = {"dataset": "digits", "data_dir": "data", "architectures": ["mlp", "cnn", "rnn"], "models": {}, "batch_size": 64, "seed": 0}
+
+
 @register_analysis(
     "zil_divergence",
     defaults={
-        "dataset": "digits",
-        "data_dir": "data",
-        "architectures": ["mlp", "cnn", "rnn"],
-        "models": {},
+        **COMMON,
         "dtypes": ["float64", "float32"],
         "variants": {"zil": {"algorithm": "zil"}},
         "updates": 200,
-        "batch_size": 64,
         "lr": 0.05,
-        "seed": 0,
     },
 )
 def zil_divergence(params: dict[str, Any]) -> pd.DataFrame:
@@ -96,10 +95,7 @@ def zil_divergence(params: dict[str, Any]) -> pd.DataFrame:
 @register_analysis(
     "cost_per_update",
     defaults={
-        "dataset": "digits",
-        "data_dir": "data",
-        "architectures": ["mlp", "cnn", "rnn"],
-        "models": {},
+        **COMMON,
         "dtype": "float32",
         "algorithms": {
             "bp_sgd": {"algorithm": "bp_sgd"},
@@ -107,11 +103,9 @@ def zil_divergence(params: dict[str, Any]) -> pd.DataFrame:
             "fa_zil": {"algorithm": "fa_zil"},
             "il_sgd": {"algorithm": "il_sgd"},
         },
-        "batch_size": 64,
         "lr": 0.01,
         "repeats": 50,
         "warmup": 5,
-        "seed": 0,
         "device": "cpu",
     },
 )
