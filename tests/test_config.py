@@ -82,7 +82,7 @@ def test_lr_labels_round_trip():
         ({"type": "cnn", "channels": [4], "kernels": [3]}, "eqprop", {}, r"experiments.e.algorithms.x.algorithm: eqprop does not support model type 'cnn'"),
         ({"type": "rnn", "hidden": [8]}, "il_prox", {}, r"experiments.e.algorithms.x.algorithm: il_prox does not support model type 'rnn'"),
         ({"type": "cnn", "channels": [4, 4], "kernels": [5, 5], "strides": [2, 2]}, "bp_sgd", {}, r"experiments.e.model: .*no spatial extent"),
-        ({"type": "mlp", "hidden": [8], "output_loss": "mse"}, "eqprop", {"estimator": "sideways"}, r"experiments.e.algorithms.x: eqprop: .*estimator"),
+        ({"type": "mlp", "hidden": [8], "output_loss": "mse"}, "eqprop", {"estimator": "sideways"}, r"experiments.e.algorithms.x.hparams.estimator: eqprop: .*estimator.*must be one of"),
     ],
 )
 def test_impossible_combination_is_rejected_before_any_job(model, algorithm, hparams, message):

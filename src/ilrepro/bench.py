@@ -109,8 +109,8 @@ def _cell(cfg: dict[str, Any], dataset: str, model: str, algo: str, bsz: int, n_
         torch.cuda.reset_peak_memory_stats()
     try:
         if int(cfg["warmup_updates"]) > 0:
-            train({**spec, "updates": int(cfg["warmup_updates"]), "eval_every": int(cfg["warmup_updates"])})
-        df, meta = train(spec)
+            train({**spec, "updates": int(cfg["warmup_updates"]), "eval_every": int(cfg["warmup_updates"])}, progress=False)
+        df, meta = train(spec, progress=False)
     except Exception as err:  # noqa: BLE001 — a combination that cannot run is a recorded result
         return {**row, "status": "skipped", "reason": f"{type(err).__name__}: {err}"}
     done = int(meta["updates_done"])  # model-updates: summed over the seeds

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ from .models import ModelError, Net, build_model
 
 __all__ = [
     "ConfigError",
+    "ConfigWarning",
     "SCHEMA_PATH",
+    "read_yaml",
     "load_config",
     "load_merged_config",
     "validate_config",
@@ -38,6 +41,10 @@ SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
 
 class ConfigError(ValueError):
     """A config that cannot be run; the message names the offending key."""
+
+
+class ConfigWarning(UserWarning):
+    """A config that can run but is probably not what was meant (an absurd run length)."""
 
 
 def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
@@ -59,10 +66,26 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
     return config
 
 
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """One config file; a YAML syntax error names the file, line and column."""
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{at}: YAML syntax error: {err.problem or err.context}") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file is a mapping of keys (experiments:, figures:, ...), got a {type(data).__name__}")
+    return data
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
-    with open(path) as fh:
-        config = yaml.safe_load(fh) or {}
-    return validate_config(config)
+    return validate_config(read_yaml(path))
 
 
 def load_merged_config(paths: list[str | Path], base: str | Path | None = None) -> dict[str, Any]:
@@ -73,8 +96,7 @@ def load_merged_config(paths: list[str | Path], base: str | Path | None = None) 
 
     config: dict[str, Any] = {}
     for path in list(paths) or ([base] if base is not None else []):
-        with open(path) as fh:
-            update_config(config, yaml.safe_load(fh) or {})
+        update_config(config, read_yaml(path))
     return validate_config(config)
 
 
@@ -95,9 +117,33 @@ def check_experiments(config: dict[str, Any]) -> None:
             raise ConfigError(f"{where}.dataset: unknown data set '{exp['dataset']}'; known: {', '.join(sorted(DATASETS))}")
         if exp["eval_every"] > exp["updates"]:
             raise ConfigError(f"{where}.eval_every ({exp['eval_every']}) is larger than updates ({exp['updates']})")
+        n_train = SIZES[exp["dataset"]].n_train
+        if exp["batch_size"] > n_train:
+            raise ConfigError(f"{where}.batch_size ({exp['batch_size']}) is larger than {exp['dataset']}'s training set ({n_train} examples)")
         for label, entry in exp["algorithms"].items():
             _check_entry(f"{where}.algorithms.{label}", exp, entry)
+        _warn_if_absurd(where, exp)
 
+
+# one training job of more than this many CPU-days (by ilrepro.costs, first attempt) gets a warning
+ABSURD_CPU_DAYS = 30
+
+
+def _warn_if_absurd(where: str, exp: dict[str, Any]) -> None:
+    """A run length no one means (``updates: 10**9`` at batch 1000) passes the schema: say so, once per
+    algorithm entry, with the cost model's estimate."""
+    from .costs import estimate_seconds
+
+    for label, entry in exp["algorithms"].items():
+        spec = {**exp, "algorithm": entry["algorithm"], "hparams": entry.get("hparams", {}), "seeds": exp["seeds"]}
+        days = estimate_seconds(spec) / 86_400
+        if days > ABSURD_CPU_DAYS:
+            warnings.warn(
+                f"{where}.algorithms.{label}: one training job would take about {days:,.0f} CPU-days "
+                f"(updates: {exp['updates']:,}, batch_size: {exp['batch_size']}); is that meant?",
+                ConfigWarning,
+                stacklevel=2,
+            )
 
 def _check_entry(where: str, exp: dict[str, Any], entry: dict[str, Any]) -> None:
     cls = ALGORITHMS.get(entry["algorithm"])
@@ -136,7 +182,9 @@ def _check_combination(where: str, exp: dict[str, Any], entry: dict[str, Any], c
         raise ConfigError(f"{where.rsplit('.algorithms', 1)[0]}.model: {exc}") from None
     try:
         make_algorithm(cls.name, net, float(entry["lr"][0]), entry.get("hparams"))
-    except (AlgorithmError, ValueError, TypeError) as exc:
+    except AlgorithmError as exc:
+        raise ConfigError(f"{where}.hparams.{exc.key}: {exc}" if exc.key else f"{where}: {exc}") from None
+    except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
 
@@ -174,6 +222,14 @@ def check_claims(config: dict[str, Any]) -> None:
             raise ConfigError(f"{where}.params: name exactly one of 'experiment' or 'analysis'")
         if "experiment" in p and p["experiment"] not in exps:
             raise ConfigError(f"{where}.params.experiment: '{p['experiment']}' is not an experiment of the config")
+        if "experiment" in p:
+            entries = exps[p["experiment"]]["algorithms"]
+            for key in ("algo", "baseline"):
+                if key in p and p[key] not in entries:
+                    raise ConfigError(
+                        f"{where}.params.{key}: '{p[key]}' is not an algorithm entry of experiment "
+                        f"'{p['experiment']}'; it has: {', '.join(entries)}"
+                    )
         if "analysis" in p and p["analysis"] not in anas:
             raise ConfigError(f"{where}.params.analysis: '{p['analysis']}' is not an analysis of the config")
         if c.get("figure") and c["figure"] not in config.get("figures", {}):

@@ -3,12 +3,16 @@ target of a batch, the cosine of two parameter lists, a spec's seeds, and where-
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
 import socket
+import sys
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -17,7 +21,7 @@ import torch
 from . import __version__
 from .models import Net
 
-__all__ = ["DTYPES", "resolve_device", "targets", "cosine", "seeds_of", "environment_meta"]
+__all__ = ["DTYPES", "resolve_device", "targets", "cosine", "seeds_of", "environment_meta", "Progress", "job", "tracked"]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -85,3 +89,59 @@ def _hardware(device: torch.device) -> str:
     except OSError:
         pass
     return f"{proc} ({os.cpu_count()} logical CPUs)"
+
+
+class Progress:
+    """One flushed line per report of a long job, for ``tail -f`` on its log: how far (``done`` of
+    ``total``), time elapsed, the ETA at the rate so far, and the latest metrics."""
+
+    def __init__(self, label: str, total: int, unit: str = "update", stream: Any = None) -> None:
+        self.label, self.total, self.unit = label, max(1, int(total)), unit
+        self.stream = stream if stream is not None else sys.stdout
+        self.t0 = time.perf_counter()
+
+    def __call__(self, done: int, **latest: Any) -> str:
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / done * (self.total - done) if done > 0 else float("nan")
+        metrics = ", ".join(f"{k} {_fmt(v)}" for k, v in latest.items())
+        line = (f"{self.label}: {self.unit} {done}/{self.total} ({100 * done / self.total:.0f} %), "
+                f"{_duration(elapsed)} elapsed, ETA {_duration(eta)}" + (f"; {metrics}" if metrics else ""))
+        print(line, file=self.stream, flush=True)
+        return line
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _duration(s: float) -> str:
+    if not math.isfinite(s):
+        return "?"
+    return f"{s:.1f} s" if s < 10 else f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
+
+
+_JOB: list[str] = []  # the label of the analysis job running in this process, if any
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def job(label: str) -> Iterator[None]:
+    """Within this block :func:`tracked` loops report their progress under ``label``."""
+    _JOB.append(label)
+    try:
+        yield
+    finally:
+        _JOB.pop()
+
+
+def tracked(items: Iterable[T], rows: list[dict[str, Any]] | None = None, what: str = "step") -> Iterator[T]:
+    """The items of an analysis' outer loop, reporting a :class:`Progress` line after each one while a
+    :func:`job` is running (silent otherwise, e.g. in tests), with the numbers of the last row written."""
+    items = list(items)
+    report = Progress(_JOB[-1], len(items), what) if _JOB else None
+    for i, item in enumerate(items, start=1):
+        yield item
+        if report is not None:
+            last = rows[-1] if rows else {}
+            report(i, **{k: v for k, v in last.items() if isinstance(v, float)})

@@ -16,7 +16,7 @@ from .data import Dataset, load_dataset
 from .ensemble import Ensemble
 from .io import atomic_write_json, atomic_write_parquet
 from .models import Net, build_model
-from .runtime import DTYPES, cosine, environment_meta, resolve_device, seeds_of, targets
+from .runtime import DTYPES, Progress, cosine, environment_meta, resolve_device, seeds_of, targets
 
 __all__ = ["train", "VECTORISE_MIN_SEEDS", "evaluate", "run_and_save"]
 
@@ -77,13 +77,14 @@ class _Batches:
         return idx
 
 
-def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+def train(spec: dict[str, Any], progress: bool = True) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Train the run(s) described by ``spec`` (see :mod:`ilrepro.experiments`): one seed, or several
     seeds of one configuration together (``seeds``; ``vectorise``: true, false, or ``auto`` (default),
     vectorised from :data:`VECTORISE_MIN_SEEDS` seeds on, where the algorithm allows). Returns the metrics table (a ``seed`` column) and the metadata.
 
     Each seed's result is the same as training it alone. Divergence (a non-finite weight or test loss)
-    stops that seed's run with ``status = 'diverged'``; the others go on."""
+    stops that seed's run with ``status = 'diverged'``; the others go on. With ``progress``, every
+    evaluation prints one flushed line (update, elapsed, ETA, the seeds' latest test metric)."""
     threads = int(spec.get("threads", 1))
     torch.set_num_threads(threads)
     device = resolve_device(spec.get("device", "cpu"))
@@ -91,7 +92,8 @@ def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     seeds = seeds_of(spec)
     dcfg = spec.get("data", {})
     data = load_dataset(
-        spec["dataset"], dcfg.get("dir"), bool(dcfg.get("download", False)), tuple(dcfg.get("pixel_range", (0.0, 1.0)))
+        spec["dataset"], dcfg.get("dir"), bool(dcfg.get("download", False)), tuple(dcfg.get("pixel_range", (0.0, 1.0))),
+        bool(dcfg.get("verify", True)),
     ).to(device, dtype)
     name = spec["algorithm"]
     param = ALGORITHMS[name].parameterisation if name in ALGORITHMS else "post"  # unknown: make_algorithm says so
@@ -121,6 +123,7 @@ def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     done = [0] * K
     path = [0.0] * K
     active = list(range(K))
+    report = Progress(f"train {spec.get('experiment', '')}/{spec.get('algo', name)}/lr{float(spec['lr']):g}", updates) if progress else None
     t0 = time.perf_counter()
     train_time = 0.0
     steps = 0
@@ -156,6 +159,10 @@ def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
                 if not _finite(ens.members[k]) or not math.isfinite(row["test_loss"]) or not math.isfinite(delta[k]):
                     status[k] = "diverged"
                     active.remove(k)
+            if report is not None:
+                metric = "test_acc" if "test_acc" in rows[0][-1] else "test_loss"
+                latest = [rows[k][-1][metric] for k in range(K) if rows[k][-1]["update"] == u]
+                report(u, **{metric: sum(latest) / len(latest), "seeds": K, "diverged": status.count("diverged")})
             if not active:
                 break
     wall = time.perf_counter() - t0
@@ -182,6 +189,7 @@ def train(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
         "train_s": train_time,
         # model-updates (one model, one batch) per second of update steps, all seeds together
         "updates_per_s": model_updates / train_time if train_time > 0 else float("nan"),
+        "data_files": list(data.files),  # every file read: path, sha256, how its identity was checked
         **environment_meta(device),
     }
     return pd.concat(frames, ignore_index=True), meta

@@ -11,5 +11,5 @@ rule aggregate:
     conda:
         ENV
     shell:
-        "python -m ilrepro aggregate --metrics {input.metrics} --meta {input.meta}"
-        " --table {output.table} --summary {output.summary} > {log} 2>&1"
+        "logged {log} python -m ilrepro aggregate --metrics {input.metrics} --meta {input.meta}"
+        " --table {output.table} --summary {output.summary}"

@@ -17,5 +17,5 @@ rule analysis:
     conda:
         ENV
     shell:
-        "python -m ilrepro analyse --spec {params.spec} --threads {threads}"
-        " --table {output.table} --meta {output.meta} > {log} 2>&1"
+        "logged {log} python -m ilrepro analyse --spec {params.spec} --threads {threads}"
+        " --table {output.table} --meta {output.meta}"

@@ -13,7 +13,7 @@ rule bench:
     conda:
         ENV
     shell:
-        "python -m ilrepro bench --config {params.cfg} --out-dir {params.out_dir} > {log} 2>&1"
+        "logged {log} python -m ilrepro bench --config {params.cfg} --out-dir {params.out_dir}"
 
 
 rule performance:
@@ -27,4 +27,4 @@ rule performance:
     conda:
         ENV
     shell:
-        "python -m ilrepro performance --meta {input.meta} --out {output} > {log} 2>&1"
+        "logged {log} python -m ilrepro performance --meta {input.meta} --out {output}"

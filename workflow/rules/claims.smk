@@ -17,4 +17,4 @@ rule claims:
     conda:
         ENV
     shell:
-        "python -m ilrepro claims --claims {params.claims} --inputs {params.inputs} --out {output} > {log} 2>&1"
+        "logged {log} python -m ilrepro claims --claims {params.claims} --inputs {params.inputs} --out {output}"

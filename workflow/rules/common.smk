@@ -25,7 +25,10 @@ except ConfigError as err:
 ENV = "../../environment.yml"
 # Rules run the library from this checkout, installed or not.
 # (Snakemake formats the prefix too, hence the quadrupled braces.)
-shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+# `logged LOG CMD...` (workflow/scripts/logged.sh) runs a job's command into its log and, if it fails,
+# tells Snakemake's terminal, even when the log could not be written (a full disk).
+LOGGED = shlex.quote(str(Path(workflow.basedir) / "workflow" / "scripts" / "logged.sh"))
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; source {LOGGED}; ")
 
 
 wildcard_constraints:

@@ -19,4 +19,4 @@ rule figure:
     conda:
         ENV
     shell:
-        "papermill {input.notebook} {output.notebook} -y {params.yaml} -k python3 --log-output > {log} 2>&1"
+        "logged {log} papermill {input.notebook} {output.notebook} -y {params.yaml} -k python3 --log-output"

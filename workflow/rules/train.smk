@@ -20,5 +20,5 @@ rule train:
     conda:
         ENV
     shell:
-        "python -m ilrepro train --spec {params.spec} --threads {threads}"
-        " --metrics {output.metrics} --meta {output.meta} > {log} 2>&1"
+        "logged {log} python -m ilrepro train --spec {params.spec} --threads {threads}"
+        " --metrics {output.metrics} --meta {output.meta}"

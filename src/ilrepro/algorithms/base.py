@@ -7,6 +7,8 @@ under the name used in the config. ``gradient`` returns, for every parameter, th
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -17,7 +19,7 @@ from ..optim import SGD, Adam, Optimiser
 
 Tensor = torch.Tensor
 
-__all__ = ["Algorithm", "ALGORITHMS", "register", "make_algorithm", "AlgorithmError", "bp_gradient"]
+__all__ = ["Algorithm", "ALGORITHMS", "register", "make_algorithm", "AlgorithmError", "Range", "bp_gradient"]
 
 
 def bp_gradient(net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
@@ -27,7 +29,55 @@ def bp_gradient(net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
 
 
 class AlgorithmError(ValueError):
-    """An unknown algorithm, or a hyper-parameter it does not take."""
+    """An unknown algorithm, or a hyper-parameter it does not take or of the wrong type or range;
+    ``key`` names the hyper-parameter where there is one."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric hyper-parameter may take: from ``lo`` to ``hi`` (None: unbounded), each end
+    closed unless said open."""
+
+    lo: float | None = 0.0
+    hi: float | None = None
+    open_lo: bool = False
+    open_hi: bool = False
+
+    def __contains__(self, v: float) -> bool:
+        above = self.lo is None or (v > self.lo if self.open_lo else v >= self.lo)
+        below = self.hi is None or (v < self.hi if self.open_hi else v <= self.hi)
+        return above and below
+
+    def __str__(self) -> str:
+        lo = "-inf" if self.lo is None else f"{self.lo:g}"
+        hi = "inf" if self.hi is None else f"{self.hi:g}"
+        return f"{'(' if self.open_lo or self.lo is None else '['}{lo}, {hi}{')' if self.open_hi or self.hi is None else ']'}"
+
+
+def _check_hparam(algo: str, key: str, value: Any, default: Any, kind: type | None, bounds: Range, choices: tuple[str, ...] | None) -> None:
+    """A hyper-parameter has its default's type (an int where the default is an int, a number where it
+    is a float, ...) and lies in its range; raises :class:`AlgorithmError` naming it."""
+    kind = type(default) if default is not None else kind
+    if value is None and default is None:
+        return
+    where = f"{algo}: hyper-parameter '{key}'"
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise AlgorithmError(f"{where} must be true or false, got {value!r}", key)
+    elif kind is str:
+        if not isinstance(value, str) or (choices is not None and value not in choices):
+            raise AlgorithmError(f"{where} must be one of {', '.join(choices or ())}, got {value!r}", key)
+    elif kind in (int, float):
+        ok_type = isinstance(value, int) if kind is int else isinstance(value, (int, float)) and math.isfinite(value)
+        if isinstance(value, bool) or not ok_type:
+            what = "an integer" if kind is int else "a finite number"
+            raise AlgorithmError(f"{where} must be {what} in {bounds}, got {value!r}", key)
+        if value not in bounds:
+            raise AlgorithmError(f"{where} must be in {bounds}, got {value!r}", key)
 
 
 class Algorithm:
@@ -35,6 +85,11 @@ class Algorithm:
     parameterisation: ClassVar[Parameterisation] = "post"
     optimiser: ClassVar[str] = "sgd"  # "sgd" | "adam" | "none" (the update is applied as returned, lr 1)
     defaults: ClassVar[dict[str, Any]] = {}
+    # each hyper-parameter has its default's type; a number lies in [0, inf) unless ``bounds`` says
+    # otherwise, a string is one of ``choices``; a default of None (null) takes ``types``' type
+    bounds: ClassVar[dict[str, Range]] = {}
+    choices: ClassVar[dict[str, tuple[str, ...]]] = {}
+    types: ClassVar[dict[str, type]] = {}
     # whether ``gradient`` runs under torch.func.vmap, for several models (seeds) at once
     # (see :mod:`ilrepro.ensemble`); a test checks every algorithm that says so
     vectorisable: ClassVar[bool] = True
@@ -46,6 +101,10 @@ class Algorithm:
         common = {"momentum": 0.0} if cls.optimiser == "sgd" else {}
         return {**common, **cls.defaults}
 
+    @classmethod
+    def hparam_range(cls, key: str) -> Range:
+        return {"momentum": Range(0.0, 1.0, open_hi=True), **cls.bounds}.get(key, Range())
+
     def __init__(self, net: Net, lr: float, hparams: dict[str, Any] | None = None) -> None:
         hp = self.hparam_defaults()
         for k, v in (hparams or {}).items():
@@ -53,6 +112,7 @@ class Algorithm:
                 raise AlgorithmError(
                     f"algorithm '{self.name}' has no hyper-parameter '{k}'; it takes: {', '.join(sorted(hp)) or 'none'}"
                 )
+            _check_hparam(self.name, k, v, hp[k], self.types.get(k), self.hparam_range(k), self.choices.get(k))
             hp[k] = v
         self.hp = hp
         self.lr = float(lr)
@@ -60,10 +120,7 @@ class Algorithm:
         if self.optimiser == "adam":
             self.opt: Optimiser = Adam(params, lr=self.opt_lr())
         else:
-            momentum = float(hp.get("momentum", 0.0))
-            if not 0.0 <= momentum < 1.0:
-                raise AlgorithmError(f"algorithm '{self.name}': momentum must be in [0, 1), got {momentum}")
-            self.opt = SGD(params, lr=self.opt_lr(), momentum=momentum)
+            self.opt = SGD(params, lr=self.opt_lr(), momentum=float(hp.get("momentum", 0.0)))
 
     def opt_lr(self) -> float:
         """The optimiser's step size (the swept ``lr`` unless the algorithm says otherwise)."""

@@ -23,7 +23,7 @@ import torch
 from ..energy import InferenceConfig, infer, weight_directions
 from ..hopfield import HopfieldConfig, free_output, initial_state, param_gradient, recurrent_bp, relax
 from ..models import Net
-from .base import Algorithm, AlgorithmError, Tensor, register
+from .base import Algorithm, AlgorithmError, Range, Tensor, register
 from .il import soft_clamp
 
 __all__ = ["PCNudge", "EqProp", "CHL", "pc_nudge_gradient", "eqprop_gradient", "chl_gradient", "Estimator"]
@@ -83,6 +83,7 @@ class PCNudge(Algorithm):
     name = "pc_nudge"
     parameterisation = "post"
     defaults = {"lam": 1e-4, "T": 50, "dt": 0.3}
+    bounds = {"lam": Range(0.0, open_lo=True), "dt": Range(0.0, open_lo=True)}
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         dt = float(self.hp["dt"])
@@ -107,11 +108,11 @@ class _Hopfield(Algorithm):
 class EqProp(_Hopfield):
     name = "eqprop"
     defaults = {"beta": 0.1, "estimator": "symmetric", "T": 40, "T_nudge": 20, "dt": 0.5}
+    bounds = {"beta": Range(0.0, open_lo=True), "dt": Range(0.0, open_lo=True)}
+    choices = {"estimator": tuple(ESTIMATORS)}
 
     def __init__(self, net: Net, lr: float, hparams: dict | None = None) -> None:
         super().__init__(net, lr, hparams)
-        if self.hp["estimator"] not in ESTIMATORS:
-            raise AlgorithmError(f"eqprop: hyper-parameter 'estimator' must be one of {', '.join(ESTIMATORS)}, got '{self.hp['estimator']}'")
         self.gen = torch.Generator().manual_seed(0)  # the random-sign estimator's signs
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
@@ -127,11 +128,10 @@ class EqProp(_Hopfield):
 class CHL(_Hopfield):
     name = "chl"
     defaults = {"gamma": 0.1, "T": 40, "T_nudge": 20, "dt": 0.5}
+    bounds = {"gamma": Range(0.0, 1.0, open_lo=True), "dt": Range(0.0, open_lo=True)}  # gamma: the feedback
 
     def __init__(self, net: Net, lr: float, hparams: dict | None = None) -> None:
         super().__init__(net, lr, hparams)
-        if not 0.0 < float(self.hp["gamma"]) <= 1.0:
-            raise AlgorithmError(f"chl: hyper-parameter 'gamma' (feedback) must be in (0, 1], got {self.hp['gamma']}")
         if net.output_loss != "mse":
             raise AlgorithmError("chl: the hard clamp x_L = y is the squared-error output; set model.output_loss: mse")
 

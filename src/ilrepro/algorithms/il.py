@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..energy import InferenceConfig, TargetFn, infer, weight_directions
 from ..models import Net
-from .base import Algorithm, Tensor, register
+from .base import Algorithm, Range, Tensor, register
 
 __all__ = ["ILSGD", "ILAdam", "hard_clamp", "soft_clamp"]
 
@@ -44,6 +44,7 @@ class ILAdam(ILSGD):
     name = "il_adam"
     optimiser = "adam"
     defaults = {"T": 20, "gamma_bot": 0.02, "gamma_top": 0.01, "n": 0.95}
+    bounds = {"n": Range(0.0, 1.0)}  # the soft clamp's weight on the label
 
     def target_fn(self, y: Tensor) -> TargetFn:
         return soft_clamp(y, float(self.hp["n"]))

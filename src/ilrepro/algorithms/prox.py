@@ -18,7 +18,7 @@ import torch
 
 from ..energy import InferenceConfig, PCState, TargetFn, infer, weight_directions
 from ..models import Net
-from .base import Algorithm, Tensor, bp_gradient, register
+from .base import Algorithm, Range, Tensor, bp_gradient, register
 
 __all__ = ["ILProx", "ILProxFast", "ILProxAdam", "BPProx", "ImplicitSGD", "prox_target", "activity_norm", "il_prox_update", "implicit_sgd_solve"]
 
@@ -100,6 +100,7 @@ class ILProxAdam(ILProx):
     name = "il_prox_adam"
     optimiser = "adam"
     defaults = {"T": 20, "gamma_bot": 0.02, "gamma_top": 0.015, "eps": 5.0, "adam_lr": 3e-5}
+    bounds = {"adam_lr": Range(0.0, open_lo=True)}
 
     def opt_lr(self) -> float:
         return float(self.hp["adam_lr"])
@@ -169,6 +170,7 @@ class ImplicitSGD(Algorithm):
     parameterisation = "pre"
     optimiser = "none"
     defaults = {"tol": 1e-6, "max_iter": 500, "ftol": 1e-12}
+    bounds = {"max_iter": Range(1)}
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         phi, self.last_residual = implicit_sgd_solve(

@@ -126,6 +126,7 @@ class ZIL(Algorithm):
     vectorisable = False  # a CNN's error front runs autograd.backward layer by layer
     parameterisation = "pre"
     defaults = {"gamma": 1.0, "schedule": "distance", "init_noise": 0.0, "front_only": True}
+    choices = {"schedule": ("distance", "last")}
 
     def __init__(self, net: Net, lr: float, hparams: dict | None = None) -> None:
         super().__init__(net, lr, hparams)
@@ -154,6 +155,7 @@ class FaZIL(Algorithm):
     vectorisable = False  # the plasticity gate branches on the data (is an error node non-zero?)
     parameterisation = "pre"
     defaults = {"T": None}
+    types = {"T": int}
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         return [-d for d in fa_zil_directions(net, x, target, self.hp["T"])]

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from ..runtime import environment_meta
+from ..runtime import environment_meta, job
 from . import alonso, millidge, zil  # noqa: F401  (registration side effect)
 from .registry import ANALYSES, AnalysisKind, analysis_params, register_analysis
 
@@ -30,7 +30,8 @@ def run_analysis_spec(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any
     if "data_dir" in ANALYSES[spec["kind"]].defaults and "data_dir" not in spec.get("params", {}):
         params["data_dir"] = spec.get("data", {}).get("dir")  # where data sets are looked for
     t0 = time.perf_counter()
-    table = ANALYSES[spec["kind"]].fn(params)
+    with job(f"analysis {spec.get('analysis', spec['kind'])}"):
+        table = ANALYSES[spec["kind"]].fn(params)
     table.insert(0, "analysis", spec.get("analysis", spec["kind"]))
     meta = {"spec": spec, "params": params, "wall_s": time.perf_counter() - t0, **environment_meta(spec.get("device", "cpu"))}
     return table, meta

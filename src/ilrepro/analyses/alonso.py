@@ -30,7 +30,7 @@ from ..algorithms.prox import il_prox_update, implicit_sgd_solve, prox_target
 from ..data import load_dataset
 from ..energy import InferenceConfig, PCState, infer
 from ..models import Net, build_model
-from ..runtime import DTYPES, cosine, targets
+from ..runtime import DTYPES, cosine, targets, tracked
 from .registry import register_analysis
 
 Tensor = torch.Tensor
@@ -61,7 +61,7 @@ def prox_objective(p: dict[str, Any]) -> pd.DataFrame:
     idx = torch.randperm(len(data.train_y), generator=gen)[: int(p["samples"])]
     theta = [q.detach() for q in net.params]
     rows: list[dict[str, Any]] = []
-    for i, k in enumerate(idx.tolist()):
+    for i, k in tracked(enumerate(idx.tolist()), rows, "example"):
         x = data.train_x[k : k + 1]
         y = targets(net, x, data.train_y[k : k + 1], data.n_classes)
         base = {"sample": i}
@@ -107,7 +107,7 @@ def update_alignment(p: dict[str, Any]) -> pd.DataFrame:
     """Online training of each IL algorithm (name -> alpha); every few updates the cosine of its update
     to the exact implicit-SGD update (same alpha) and to BP-SGD's update, on the same sample."""
     rows: list[dict[str, Any]] = []
-    for name, alpha in p["algorithms"].items():
+    for name, alpha in tracked(p["algorithms"].items(), rows, "algorithm"):
         for u, net, algo, x, y in _online(p, name, float(alpha)):
             if u % int(p["every"]) == 0:
                 il = [-g for g in algo.gradient(net, x, y)]  # (cosines are scale-free: no step size needed)
@@ -124,7 +124,7 @@ def update_alignment(p: dict[str, Any]) -> pd.DataFrame:
 def target_activity(p: dict[str, Any]) -> pd.DataFrame:
     """How close the network's activities come to the inferred targets after an update on the same input."""
     rows: list[dict[str, Any]] = []
-    for name, alpha in p["algorithms"].items():
+    for name, alpha in tracked(p["algorithms"].items(), rows, "algorithm"):
         for u, net, algo, x, y in _online(p, name, float(alpha)):
             if u % int(p["every"]) != 0:
                 algo.step(net, x, y)
@@ -156,7 +156,7 @@ def toy_alignment(p: dict[str, Any]) -> pd.DataFrame:
     gen = torch.Generator().manual_seed(int(p["seed"]))
     rows: list[dict[str, Any]] = []
     cfg = InferenceConfig(int(p["T"]), float(p["gamma"]), float(p["gamma"]))
-    for net_type, act in (("linear", "identity"), ("ReLU", "relu")):
+    for net_type, act in tracked((("linear", "identity"), ("ReLU", "relu")), rows, "network"):
         for s in range(int(p["samples"])):
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
             net = build_model({"type": "mlp", "hidden": list(p["hidden"]), "activation": act, "output_loss": "mse"},

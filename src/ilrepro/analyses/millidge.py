@@ -29,7 +29,7 @@ from ..data import load_dataset
 from ..energy import InferenceConfig, PCState, energy, infer, weight_directions
 from ..hopfield import HopfieldConfig, initial_state, recurrent_bp, relax
 from ..models import Net, build_model
-from ..runtime import DTYPES, cosine
+from ..runtime import DTYPES, cosine, tracked
 from .registry import register_analysis
 
 Tensor = torch.Tensor
@@ -72,7 +72,7 @@ def energy_during_inference(p: dict[str, Any]) -> pd.DataFrame:
     (PC with output weight lam; the energy is sum 1/2||e_l||^2 + lam * loss)."""
     rows = []
     lam, dt = float(p["lam"]), float(p["dt"])
-    for seed in p["seeds"]:
+    for seed in tracked(p["seeds"], rows, "seed"):
         net, x, y = _setup(p, int(seed))
 
         def hook(t: int, st: PCState, seed: int = int(seed)) -> None:
@@ -92,7 +92,7 @@ def nudge_sweep(p: dict[str, Any]) -> pd.DataFrame:
     activities after T steps) from the feedforward pass, and sum ||g_BP - g_PC / lam||^2."""
     rows = []
     dt = float(p["dt"])
-    for seed in p["seeds"]:
+    for seed in tracked(p["seeds"], rows, "seed"):
         net, x, y = _setup(p, int(seed))
         bp = bp_gradient(net, x, y)
         with torch.no_grad():
@@ -118,7 +118,7 @@ def distance_during_inference(p: dict[str, Any]) -> pd.DataFrame:
     """Fig. C: sum ||g_BP - g_PC / lam||^2 (and the cosine) of the PC update read at every step t."""
     rows = []
     lam, dt = float(p["lam"]), float(p["dt"])
-    for seed in p["seeds"]:
+    for seed in tracked(p["seeds"], rows, "seed"):
         net, x, y = _setup(p, int(seed))
         bp = bp_gradient(net, x, y)
 
@@ -152,7 +152,7 @@ def ebm_agreement(p: dict[str, Any]) -> pd.DataFrame:
     T steps of size dt; PC inference runs pc_T steps of size pc_dt."""
     rows = []
     T, dt = int(p["T"]), float(p["dt"])
-    for seed in p["seeds"]:
+    for seed in tracked(p["seeds"], rows, "seed"):
         seed = int(seed)
         pc_net, x, y = _setup({**p, "activation": "relu"}, seed)
         bp = bp_gradient(pc_net, x, y)

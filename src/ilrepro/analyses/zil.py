@@ -19,7 +19,7 @@ import torch
 from ..algorithms import ALGORITHMS, make_algorithm
 from ..data import Dataset, load_dataset
 from ..models import build_model
-from ..runtime import DTYPES, environment_meta, targets
+from ..runtime import DTYPES, environment_meta, targets, tracked
 from .registry import register_analysis
 
 MODELS: dict[str, dict[str, Any]] = {
@@ -68,7 +68,7 @@ def zil_divergence(params: dict[str, Any]) -> pd.DataFrame:
     """Sum |theta_BP - theta_variant| after every update, BP-SGD and the variant in lockstep from the
     same initial weights and batches. A variant is ``{algorithm, hparams}`` (e.g. Z-IL with gamma 0.5)."""
     rows: list[dict[str, Any]] = []
-    for dt in params["dtypes"]:
+    for dt in tracked(params["dtypes"], rows, "dtype"):
         dtype = DTYPES[dt]
         data = _data(params, dtype)
         for arch in params["architectures"]:
@@ -118,7 +118,7 @@ def cost_per_update(params: dict[str, Any]) -> pd.DataFrame:
     data = _data(params, dtype).to(device, dtype)
     env = environment_meta(device)
     rows: list[dict[str, Any]] = []
-    for arch in params["architectures"]:
+    for arch in tracked(params["architectures"], rows, "architecture"):
         cfg = _model_cfg(params, arch)
         seed = int(params["seed"])
         runs = {}
