@@ -25,7 +25,7 @@ experiments:
       bp: {algorithm: bp_sgd, lr: [0.1, 0.01]}
       il: {algorithm: il_sgd, lr: [0.05], hparams: {T: 5}}
 figures:
-  f: {notebook: alonso_e2_online, experiments: [e]}
+  f: {notebook: training_curves, experiments: [e]}
 """
 )
 

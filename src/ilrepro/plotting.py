@@ -20,6 +20,8 @@ __all__ = [
     "read_tables",
     "read_analyses",
     "selected_runs",
+    "final_rows",
+    "melt_measures",
     "curves",
     "algorithm_colors",
     "label_colors",
@@ -27,6 +29,7 @@ __all__ = [
     "table_path",
     "flat",
     "display_name",
+    "footnote",
     "setup",
 ]
 
@@ -54,6 +57,20 @@ def selected_runs(table: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def final_rows(runs: pd.DataFrame) -> pd.DataFrame:
+    """The last evaluation of each run: one row per (label, seed)."""
+    return runs.sort_values("update").groupby(["label", "seed"]).tail(1)
+
+
+def melt_measures(df: pd.DataFrame, id_vars: Sequence[str], measures: dict[str, str], var_name: str = "measure",
+                  value_name: str = "value") -> pd.DataFrame:
+    """Long form of several measure columns: one row per (row, measure), the measure named by
+    ``measures`` (column -> name in the legend)."""
+    long = df.melt(id_vars=list(id_vars), value_vars=list(measures), var_name=var_name, value_name=value_name)
+    long[var_name] = long[var_name].map(measures)
+    return long
+
+
 def algorithm_colors() -> dict[str, object]:
     """One colour per algorithm display name, the same in every figure (:mod:`ilrepro.names`)."""
     spare = iter(sns.color_palette("dark", 10))
@@ -74,6 +91,11 @@ def curves(runs: pd.DataFrame, metric: str, ax: plt.Axes, upto: int | None = Non
     ax.set_xlabel("update")
     ax.set_ylabel(ylabel or metric.replace("_", " "))
     ax.legend(title=None, fontsize=7)
+
+
+def footnote(fig: plt.Figure, text: str, y: float = -0.03, fontsize: float = 7, **kw) -> None:
+    """A line of small print under the figure (what the error bars are, which runs or analyses it shows)."""
+    fig.text(0.01, y, text, fontsize=fontsize, **kw)
 
 
 def flat(df: pd.DataFrame) -> pd.DataFrame:
