@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from ilrepro.notebooks import NotebookError, notebook_parameters, notebook_requirements
+from ilrepro.train import metrics_columns
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -66,18 +67,6 @@ def test_notebook_declares_what_it_draws(path):
     assert req["draws"] and {"experiments", "analyses", "files"} & set(req)
 
 
-def _metrics_columns(exp: dict) -> set[str]:
-    """The columns of an experiment's metrics table (src/ilrepro/train.py)."""
-    cols = {"update", "test_loss", "delta_norm"}
-    if exp.get("model", {}).get("type") != "autoencoder":
-        cols.add("test_acc")
-    if exp.get("track_path_length"):
-        cols.add("path_length")
-    if exp.get("track_bp_cosine"):
-        cols.add("bp_cosine")
-    return cols
-
-
 @pytest.mark.parametrize("config,fig,fc", _figures())
 def test_config_figure_fits_its_notebook(config, fig, fc):
     path = REPO / "notebooks" / f"{fc['notebook']}.ipynb"
@@ -95,7 +84,7 @@ def test_config_figure_fits_its_notebook(config, fig, fc):
         lo, hi = req[kind]["min"], req[kind].get("max", len(listed))
         assert lo <= len(listed) <= hi, f"figures.{fig}.{kind}: {path.name} draws {lo}..{hi}, got {len(listed)}"
     for e in fc.get("experiments", []):
-        missing = set(req["experiments"]["columns"]) - _metrics_columns(config["experiments"][e])
+        missing = set(req["experiments"]["columns"]) - metrics_columns(config["experiments"][e])
         assert not missing, f"figures.{fig}: experiment {e} has no {sorted(missing)} for {path.name}"
     for a in fc.get("analyses", []):
         kind = config["analyses"][a]["kind"]

@@ -115,6 +115,6 @@ def test_plan_of_one_figure_names_what_it_is_drawn_from_and_only_its_jobs(capsys
     jobs = plan.plan_table(config, figures=["alonso_e2_online"])
     assert set(jobs["experiment"]) == {"alonso_e2_digits"} and len(jobs) == len(runs(config, "alonso_e2_digits"))
     assert main(["plan", "--figure", "alonso_e2_online"]) == 0
-    assert "figure alonso_e2_online: notebook alonso_e2_online; experiments alonso_e2_digits" in capsys.readouterr().out
+    assert "figure alonso_e2_online: notebook training_curves; experiments alonso_e2_digits" in capsys.readouterr().out
     with pytest.raises(KeyError, match="no figure 'nope'"):
         plan.plan_table(config, figures=["nope"])

@@ -47,9 +47,10 @@ class ConfigWarning(UserWarning):
     """A config that can run but is probably not what was meant (an absurd run length)."""
 
 
-def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> dict[str, Any]:
+def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH, notebooks: Path | None = None) -> dict[str, Any]:
     """Validate against the JSON schema (Snakemake's validator, which fills in the schema's defaults),
-    then :func:`check_config`. Returns the config, defaults filled in; raises :class:`ConfigError`."""
+    then :func:`check_config` (with the figures' notebooks where ``notebooks``, their folder, is given).
+    Returns the config, defaults filled in; raises :class:`ConfigError`."""
     import jsonschema
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
@@ -62,7 +63,7 @@ def validate_config(config: dict[str, Any], schema_path: Path = SCHEMA_PATH) -> 
             raise
         where = ".".join(str(p) for p in cause.absolute_path) or "(top level)"
         raise ConfigError(f"config key '{where}': {cause.message}") from None
-    check_config(config)
+    check_config(config, notebooks)
     return config
 
 
@@ -100,11 +101,11 @@ def load_merged_config(paths: list[str | Path], base: str | Path | None = None) 
     return validate_config(config)
 
 
-def check_config(config: dict[str, Any]) -> None:
+def check_config(config: dict[str, Any], notebooks: Path | None = None) -> None:
     """Checks a JSON schema cannot express, section by section. Raises :class:`ConfigError`."""
     check_experiments(config)
     check_analyses(config)
-    check_figures(config)
+    check_figures(config, notebooks)
     check_claims(config)
 
 
@@ -119,7 +120,9 @@ def check_experiments(config: dict[str, Any]) -> None:
             raise ConfigError(f"{where}.eval_every ({exp['eval_every']}) is larger than updates ({exp['updates']})")
         n_train = SIZES[exp["dataset"]].n_train
         if exp["batch_size"] > n_train:
-            raise ConfigError(f"{where}.batch_size ({exp['batch_size']}) is larger than {exp['dataset']}'s training set ({n_train} examples)")
+            raise ConfigError(
+                f"{where}.batch_size ({exp['batch_size']}) is larger than {exp['dataset']}'s training set ({n_train} examples)"
+            )
         for label, entry in exp["algorithms"].items():
             _check_entry(f"{where}.algorithms.{label}", exp, entry)
         _warn_if_absurd(where, exp)
@@ -197,8 +200,10 @@ def check_analyses(config: dict[str, Any]) -> None:
             raise ConfigError(f"analyses.{name}: {exc.args[0]}") from None
 
 
-def check_figures(config: dict[str, Any]) -> None:
-    """Every figure draws from experiments and analyses the config has, and from at least one input."""
+def check_figures(config: dict[str, Any], notebooks: Path | None = None) -> None:
+    """Every figure draws from experiments and analyses the config has, and from at least one input.
+    With ``notebooks`` (the folder of the figures' notebooks): its notebook exists, takes its params,
+    and can draw its inputs as the notebook declares (:func:`ilrepro.notebooks.notebook_requirements`)."""
     known = {"experiments": config.get("experiments", {}), "analyses": config.get("analyses", {})}
     for fig, fcfg in config.get("figures", {}).items():
         for key, names in known.items():
@@ -207,6 +212,46 @@ def check_figures(config: dict[str, Any]) -> None:
                     raise ConfigError(f"figures.{fig}.{key}: '{e}' is not one of the config's {key}; known: {', '.join(sorted(names))}")
         if not fcfg.get("experiments") and not fcfg.get("analyses") and not fcfg.get("files"):
             raise ConfigError(f"figures.{fig}: needs at least one of 'experiments', 'analyses' or 'files'")
+        if notebooks is not None:
+            _check_notebook(config, fig, fcfg, Path(notebooks))
+
+
+def _check_notebook(config: dict[str, Any], fig: str, fcfg: dict[str, Any], notebooks: Path) -> None:
+    from .notebooks import NotebookError, notebook_parameters, notebook_requirements
+    from .train import metrics_columns
+
+    path = notebooks / f"{fcfg['notebook']}.ipynb"
+    if not path.is_file():
+        have = sorted(p.stem for p in notebooks.glob("*.ipynb"))
+        raise ConfigError(f"figures.{fig}.notebook: no notebook {path}; there are: {', '.join(have)}")
+    unknown = set(fcfg.get("params", {})) - set(notebook_parameters(path))
+    if unknown:
+        raise ConfigError(f"figures.{fig}.params: {', '.join(sorted(unknown))} is not a parameter of {path.name}")
+    try:
+        req = notebook_requirements(path, fcfg.get("params", {}))
+    except NotebookError:
+        return  # a notebook that declares nothing is not checked further
+    for kind in ("experiments", "analyses", "files"):
+        listed = fcfg.get(kind, [])
+        if kind not in req:
+            if listed:
+                raise ConfigError(f"figures.{fig}.{kind}: {path.name} draws no {kind} ({req['draws']})")
+            continue
+        lo, hi = req[kind]["min"], req[kind].get("max", len(listed))
+        if not lo <= len(listed) <= hi:
+            raise ConfigError(f"figures.{fig}.{kind}: {path.name} draws {lo} to {hi} {kind}, the figure lists {len(listed)}")
+    for e in fcfg.get("experiments", []):
+        missing = set(req["experiments"].get("columns", [])) - metrics_columns(config["experiments"][e])
+        if missing:
+            raise ConfigError(
+                f"figures.{fig}.experiments: {path.name} plots {', '.join(sorted(missing))}, which experiment '{e}' "
+                f"does not record (model type {config['experiments'][e]['model'].get('type', 'mlp')})"
+            )
+    for a in fcfg.get("analyses", []):
+        kind = config["analyses"][a]["kind"]
+        if "kinds" in req["analyses"] and kind not in req["analyses"]["kinds"]:
+            kinds = ", ".join(req["analyses"]["kinds"])
+            raise ConfigError(f"figures.{fig}.analyses: {path.name} draws analyses of kind {kinds}, not '{kind}' ({a})")
 
 
 def check_claims(config: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from .io import atomic_write_json, atomic_write_parquet
 from .models import Net, build_model
 from .runtime import DTYPES, Progress, cosine, environment_meta, resolve_device, seeds_of, targets
 
-__all__ = ["train", "VECTORISE_MIN_SEEDS", "evaluate", "run_and_save"]
+__all__ = ["train", "VECTORISE_MIN_SEEDS", "evaluate", "metrics_columns", "run_and_save"]
 
 
 @torch.no_grad()
@@ -46,6 +46,19 @@ def evaluate(net: Net, data: Dataset, chunk: int = 10_000, predict: Callable[[to
     if net.meta.get("type") == "autoencoder":
         return {"test_loss": loss}
     return {"test_acc": acc, "test_loss": loss, "test_ce": ce}
+
+
+def metrics_columns(exp: dict[str, Any]) -> set[str]:
+    """The measure columns of an experiment's metrics table, known from its config: what :func:`train`
+    writes (``test_acc`` only for a classifier: an autoencoder has a reconstruction loss)."""
+    cols = {"update", "test_loss", "delta_norm"}
+    if exp.get("model", {}).get("type", "mlp") != "autoencoder":
+        cols |= {"test_acc", "test_ce"}
+    if exp.get("track_path_length"):
+        cols.add("path_length")
+    if exp.get("track_bp_cosine"):
+        cols.add("bp_cosine")
+    return cols
 
 
 def _finite(net: Net) -> bool:

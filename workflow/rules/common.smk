@@ -18,7 +18,7 @@ from ilrepro.config import ConfigError, validate_config  # noqa: E402
 # The schema that ships in the package (src/ilrepro/schemas/config.schema.yaml, Snakemake's own
 # validator, defaults filled in) and the checks a schema cannot express: the same call as the CLI's.
 try:
-    validate_config(config)
+    validate_config(config, notebooks=Path(workflow.basedir) / L.NOTEBOOKS)
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 
