@@ -70,6 +70,27 @@ def _key_path(item: str) -> tuple[str, str]:
     return key, path
 
 
+def _check(args: argparse.Namespace) -> int:
+    """Validate config files as the pipeline does, before any job (with the figures' notebooks)."""
+    import warnings
+
+    from .config import ConfigError, load_merged_config
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            config = load_merged_config(args.configfile, base=args.base, notebooks=Path(args.notebooks) if args.notebooks else None)
+        except ConfigError as err:
+            print(f"invalid config: {err}", file=sys.stderr)
+            return 1
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    n_runs = sum(len(e["algorithms"]) for e in config["experiments"].values())
+    print(f"config ok: {len(config['experiments'])} experiments ({n_runs} algorithm entries), "
+          f"{len(config.get('analyses', {}))} analyses, {len(config['figures'])} figures, {len(config.get('claims', {}))} claims")
+    return 0
+
+
 def _plan(args: argparse.Namespace) -> int:
     if args.calibrate:
         from .costs import calibrate
@@ -154,6 +175,17 @@ def main(argv: list[str] | None = None) -> int:
                         "<experiment>/metrics, <analysis>) = its file (ilrepro.claims.claim_inputs)")
     c.add_argument("--out", required=True, help="output table (CSV)")
     c.set_defaults(func=_claims)
+
+    ck = sub.add_parser(
+        "check",
+        help="validate config files as the pipeline does (YAML, schema, every check), naming the key or line",
+        description="Reads the --configfile files merged in order, or config/config.yaml if none, as the Snakefile does.",
+    )
+    ck.add_argument("--configfile", nargs="*", default=[], help="config files, merged in order (default: the base)")
+    ck.add_argument("--base", default="config/config.yaml", help="read when no --configfile is given (default: %(default)s)")
+    ck.add_argument("--notebooks", default="notebooks" if Path("notebooks").is_dir() else "",
+                    help="the figures' notebooks, to check each figure can be drawn (default: ./notebooks if there)")
+    ck.set_defaults(func=_check)
 
     pl = sub.add_parser(
         "plan",

@@ -89,7 +89,7 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return validate_config(read_yaml(path))
 
 
-def load_merged_config(paths: list[str | Path], base: str | Path | None = None) -> dict[str, Any]:
+def load_merged_config(paths: list[str | Path], base: str | Path | None = None, notebooks: Path | None = None) -> dict[str, Any]:
     """The config snakemake builds: the Snakefile's own ``configfile`` (``base``) when the command line
     names none, else the ``--configfile PATH ...`` files, each merged recursively on top of the previous
     ones (mappings merge, anything else is replaced); then validated."""
@@ -98,7 +98,7 @@ def load_merged_config(paths: list[str | Path], base: str | Path | None = None) 
     config: dict[str, Any] = {}
     for path in list(paths) or ([base] if base is not None else []):
         update_config(config, read_yaml(path))
-    return validate_config(config)
+    return validate_config(config, notebooks=notebooks)
 
 
 def check_config(config: dict[str, Any], notebooks: Path | None = None) -> None:

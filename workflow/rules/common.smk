@@ -2,13 +2,8 @@
 # the one home of the results/ and figures/ layout; resources from ilrepro.costs.
 import json
 import shlex
-import sys
-from pathlib import Path
 
-SRC = str(Path(workflow.basedir) / "src")
-if SRC not in sys.path:
-    sys.path.insert(0, SRC)
-
+# (the Snakefile puts this checkout's src/ first on sys.path: SRC)
 from ilrepro import costs  # noqa: E402
 from ilrepro import experiments as ex  # noqa: E402
 from ilrepro import layout as L  # noqa: E402
