@@ -1,9 +1,35 @@
 from __future__ import annotations
 
-import torch
+import copy
+
 import pytest
+import torch
+import yaml
 
 from ilrepro.models import Net, build_model
+
+_SMALL_CONFIG = yaml.safe_load(
+    """
+experiments:
+  e:
+    dataset: digits
+    model: {type: mlp, hidden: [8]}
+    batch_size: 1
+    updates: 100
+    eval_every: 50
+    seeds: [0, 1]
+    algorithms:
+      bp: {algorithm: bp_sgd, lr: [0.1, 0.01]}
+      il: {algorithm: il_sgd, lr: [0.05], hparams: {T: 5}}
+figures:
+  f: {notebook: training_curves, experiments: [e]}
+"""
+)
+
+
+def small_config() -> dict:
+    """A fresh copy of a valid two-entry digits config (one experiment, one figure)."""
+    return copy.deepcopy(_SMALL_CONFIG)
 
 
 @pytest.fixture(autouse=True)

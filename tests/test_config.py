@@ -5,29 +5,13 @@ from __future__ import annotations
 import copy
 
 import pytest
-import yaml
+from conftest import small_config
 
 from ilrepro.config import ConfigError, validate_config
 from ilrepro.experiments import run_spec, runs
 from ilrepro.layout import lr_label
 
-BASE = yaml.safe_load(
-    """
-experiments:
-  e:
-    dataset: digits
-    model: {type: mlp, hidden: [8]}
-    batch_size: 1
-    updates: 100
-    eval_every: 50
-    seeds: [0, 1]
-    algorithms:
-      bp: {algorithm: bp_sgd, lr: [0.1, 0.01]}
-      il: {algorithm: il_sgd, lr: [0.05], hparams: {T: 5}}
-figures:
-  f: {notebook: training_curves, experiments: [e]}
-"""
-)
+BASE = small_config()
 
 
 def _bad(path: list[str], value) -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from conftest import small_config
 
 from ilrepro.config import ConfigError, ConfigWarning, load_merged_config, validate_config
 from ilrepro.data import LOOKS, DatasetError, load_dataset
@@ -105,25 +105,9 @@ def test_3_outputs_get_the_permissions_the_umask_gives(tmp_path, umask, mode):
 
 
 # 4. Config holes: each caught before any job, naming the key ----------------------------------------
-BASE = yaml.safe_load("""
-experiments:
-  e:
-    dataset: digits
-    model: {type: mlp, hidden: [8]}
-    batch_size: 1
-    updates: 100
-    eval_every: 50
-    seeds: [0]
-    algorithms:
-      bp: {algorithm: bp_sgd, lr: [0.1]}
-      il: {algorithm: il_sgd, lr: [0.05], hparams: {T: 5}}
-figures:
-  f: {notebook: training_curves, experiments: [e]}
-""")
-
-
 def _with(**changes) -> dict:
-    c = copy.deepcopy(BASE)
+    """The small config with ``a__b__c=value`` set at config[a][b][c]."""
+    c = small_config()
     for path, value in changes.items():
         node = c
         *head, last = path.split("__")

@@ -141,6 +141,16 @@ def _performance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]", name: str, help: str) -> argparse.ArgumentParser:
+    """A command that reads the config files as the Snakefile reads them."""
+    how = "Reads the --configfile files merged in order, or config/config.yaml if none, as the Snakefile does."
+    p = sub.add_parser(name, help=help, description=how)
+    p.add_argument("--configfile", nargs="*", default=[], help="config files, merged in order (default: the base)")
+    p.add_argument("--base", default="config/config.yaml",
+                   help="the Snakefile's own configfile, read when no --configfile is given (default: %(default)s)")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ilrepro", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -176,24 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", required=True, help="output table (CSV)")
     c.set_defaults(func=_claims)
 
-    ck = sub.add_parser(
-        "check",
-        help="validate config files as the pipeline does (YAML, schema, every check), naming the key or line",
-        description="Reads the --configfile files merged in order, or config/config.yaml if none, as the Snakefile does.",
-    )
-    ck.add_argument("--configfile", nargs="*", default=[], help="config files, merged in order (default: the base)")
-    ck.add_argument("--base", default="config/config.yaml", help="read when no --configfile is given (default: %(default)s)")
+    ck = _config_command(sub, "check", "validate config files as the pipeline does (YAML, schema, every check), naming the key or line")
     ck.add_argument("--notebooks", default="notebooks" if Path("notebooks").is_dir() else "",
                     help="the figures' notebooks, to check each figure can be drawn (default: ./notebooks if there)")
     ck.set_defaults(func=_check)
 
-    pl = sub.add_parser(
-        "plan",
-        help="the run time, memory and CPU/GPU hours a config asks a cluster for (the rules' resources)",
-        description="Reads the --configfile files merged in order, or config/config.yaml if none, as the Snakefile does.",
-    )
-    pl.add_argument("--configfile", nargs="*", default=[], help="config files, merged in order (default: the base)")
-    pl.add_argument("--base", default="config/config.yaml", help="the Snakefile's own configfile, read when no --configfile is given (default: %(default)s)")
+    pl = _config_command(sub, "plan", "the run time, memory and CPU/GPU hours a config asks a cluster for (the rules' resources)")
     pl.add_argument("--no-base", action="store_true", help="do not read the base config first")
     pl.add_argument("--threads", type=int, default=0, help="torch threads per job (default: the config's)")
     pl.add_argument("--jobs", help="also write one row per job to this CSV file")
