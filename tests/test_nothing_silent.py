@@ -93,6 +93,13 @@ def test_2_meta_records_the_path_and_sha256_of_every_file_read(tmp_path):
     assert f["sha256"] == hashlib.sha256((FMNIST / "t10k-labels-idx1-ubyte.gz").read_bytes()).hexdigest()
 
 
+def test_2_an_analysis_job_records_the_files_it_read_too():
+    from ilrepro.analyses import run_analysis_spec
+
+    _, meta = run_analysis_spec({"analysis": "s", "kind": "millidge_nudge_sweep", "params": {"seeds": [0], "lams": [1.0]}})
+    assert [Path(f["path"]).name for f in meta["data_files"]] == ["digits.csv.gz"] and len(meta["data_files"][0]["sha256"]) == 64
+
+
 # 3. Every output is 0600 whatever the umask ---------------------------------------------------------
 @pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
 def test_3_outputs_get_the_permissions_the_umask_gives(tmp_path, umask, mode):

@@ -12,6 +12,7 @@ kept as ``(N, C, H, W)`` float tensors and flattened by the model that needs it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import hashlib
@@ -19,12 +20,12 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-__all__ = ["Dataset", "DataSize", "DatasetError", "DATASETS", "LOOKS", "SIZES", "check_labels", "load_dataset", "read_idx"]
+__all__ = ["Dataset", "DataSize", "DatasetError", "DATASETS", "LOOKS", "SIZES", "check_labels", "load_dataset", "read_idx", "recording_files"]
 
 
 class DatasetError(RuntimeError):
@@ -378,6 +379,21 @@ SIZES: dict[str, DataSize] = {
 _CACHE: dict[tuple[str, str, bool, tuple[float, float], bool], Dataset] = {}
 
 
+_RECORDERS: list[list[dict[str, str]]] = []
+
+
+@contextlib.contextmanager
+def recording_files() -> Iterator[list[dict[str, str]]]:
+    """Collects, once each, the files (path, sha256, identity check) of every data set that
+    :func:`load_dataset` returns within the block, from the cache or not: what a job read."""
+    files: list[dict[str, str]] = []
+    _RECORDERS.append(files)
+    try:
+        yield files
+    finally:
+        _RECORDERS.remove(files)
+
+
 def default_data_dir() -> Path:
     return Path(os.environ.get("ILREPRO_DATA", "data"))
 
@@ -407,4 +423,6 @@ def load_dataset(
         if (lo, hi) != (0.0, 1.0):
             ds = dataclasses.replace(ds, train_x=ds.train_x * (hi - lo) + lo, test_x=ds.test_x * (hi - lo) + lo)
         _CACHE[key] = ds
+    for files in _RECORDERS:
+        files.extend(f for f in _CACHE[key].files if f not in files)
     return _CACHE[key]

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from ..data import recording_files
 from ..runtime import environment_meta, job
 from . import alonso, millidge, zil  # noqa: F401  (registration side effect)
 from .registry import ANALYSES, AnalysisKind, analysis_params, register_analysis
@@ -30,8 +31,9 @@ def run_analysis_spec(spec: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any
     if "data_dir" in ANALYSES[spec["kind"]].defaults and "data_dir" not in spec.get("params", {}):
         params["data_dir"] = spec.get("data", {}).get("dir")  # where data sets are looked for
     t0 = time.perf_counter()
-    with job(f"analysis {spec.get('analysis', spec['kind'])}"):
+    with job(f"analysis {spec.get('analysis', spec['kind'])}"), recording_files() as files:
         table = ANALYSES[spec["kind"]].fn(params)
     table.insert(0, "analysis", spec.get("analysis", spec["kind"]))
-    meta = {"spec": spec, "params": params, "wall_s": time.perf_counter() - t0, **environment_meta(spec.get("device", "cpu"))}
+    meta = {"spec": spec, "params": params, "wall_s": time.perf_counter() - t0, "data_files": files,
+            **environment_meta(spec.get("device", "cpu"))}
     return table, meta
