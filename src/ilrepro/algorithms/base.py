@@ -70,7 +70,8 @@ def _check_hparam(algo: str, key: str, value: Any, default: Any, kind: type | No
             raise AlgorithmError(f"{where} must be true or false, got {value!r}", key)
     elif kind is str:
         if not isinstance(value, str) or (choices is not None and value not in choices):
-            raise AlgorithmError(f"{where} must be one of {', '.join(choices or ())}, got {value!r}", key)
+            what = f"one of {', '.join(choices)}" if choices is not None else "a string"
+            raise AlgorithmError(f"{where} must be {what}, got {value!r}", key)
     elif kind in (int, float):
         ok_type = isinstance(value, int) if kind is int else isinstance(value, (int, float)) and math.isfinite(value)
         if isinstance(value, bool) or not ok_type:
