@@ -52,5 +52,5 @@ localrules:
 rule all:
     input:
         all_figures(),
-        L.CLAIMS,
+        CLAIMS,
     default_target: True

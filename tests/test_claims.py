@@ -83,3 +83,13 @@ def test_claim_inputs_map_each_check_key_to_the_layouts_file():
         "e/summary": "results/e/summary.csv",
         "z": "results/analyses/z.parquet",
     }
+
+
+def test_selected_abs_diff_is_two_sided(tmp_path):
+    summary = pd.DataFrame({"algo": ["zil", "bp_sgd"], "lr": [0.1, 0.1], "selected": [True, True], "final_acc_mean": [0.80, 0.83]})
+    value, detail = CHECKS["selected_abs_diff"]({"e/summary": summary}, {"experiment": "e", "algo": "zil", "baseline": "bp_sgd",
+                                                                        "column": "final_acc_mean"})
+    assert value == pytest.approx(0.03) and "zil 0.8" in detail  # worse by 3 points: not "the same"
+    summary["final_acc_mean"] = [0.86, 0.83]
+    assert CHECKS["selected_abs_diff"]({"e/summary": summary}, {"experiment": "e", "algo": "zil", "baseline": "bp_sgd",
+                                                                "column": "final_acc_mean"})[0] == pytest.approx(0.03)

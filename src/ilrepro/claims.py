@@ -2,7 +2,7 @@
 
 Each claim in the config names a *check* (a small function below that computes one number from the
 aggregated tables), its inputs, a threshold and a direction; the result is a row of
-``results/claims.csv`` with the paper's statement, the quantity measured, its value, the threshold and
+``results/claims/<config>.csv`` with the paper's statement, the quantity measured, its value, the threshold and
 pass/fail. A claim that cannot be measured (missing table, NaN) fails with the reason; nothing is hidden.
 """
 
@@ -66,6 +66,15 @@ def selected_ratio(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     return a / b, f"{col}: {p['algo']} {a:.4g}, {p['baseline']} {b:.4g}"
 
 
+def selected_abs_diff(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
+    """|algo - baseline| of a summary column at their selected learning rates: "the same as" is a small
+    absolute difference (a ratio below 1 would also pass when the algorithm is worse)."""
+    s = _summary(t, p)
+    col = p["column"]
+    a, b = (float(_selected(s, k)[col]) for k in (p["algo"], p["baseline"]))
+    return abs(a - b), f"{col}: {p['algo']} {a:.6g}, {p['baseline']} {b:.6g}"
+
+
 def _table(t: Tables, p: dict[str, Any]) -> pd.DataFrame:
     """An analysis table, or an experiment's metrics table (every evaluation row of every run)."""
     return t[p["analysis"]] if "analysis" in p else t[f"{p['experiment']}/metrics"]
@@ -112,7 +121,8 @@ def loglog_slope(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
 
 
 CHECKS: dict[str, Callable[[Tables, dict[str, Any]], tuple[float, str]]] = {
-    f.__name__: f for f in (spread_ratio, early_lead, selected_ratio, group_mean_diff, column_diff, column_stat, loglog_slope)
+    f.__name__: f
+    for f in (spread_ratio, early_lead, selected_ratio, selected_abs_diff, group_mean_diff, column_diff, column_stat, loglog_slope)
 }
 
 

@@ -7,7 +7,7 @@ function gives the rule's pattern; called with values, the file of one job.
     results/runs/<exp>/<algo>/lr<lr>/{metrics.parquet,meta.json}   one training job (every seed)
     results/<exp>/{metrics.parquet,summary.csv}                    one experiment, aggregated
     results/analyses/<name>.{parquet,json}                         one analysis
-    results/claims.csv                                             the config's claims, checked
+    results/claims/<config>.csv                                    one config's claims, checked
     results/notebooks/<fig>.ipynb, figures/<fig>.{pdf,png,csv}     one figure
     results/bench/, results/performance.csv                        speed
     results/logs/<rule>/..., results/benchmarks/<rule>/...         every job's log and benchmark file
@@ -23,7 +23,6 @@ __all__ = [
     "RESULTS",
     "FIGURES",
     "FIGURE_EXTS",
-    "CLAIMS",
     "PERFORMANCE",
     "BENCH_DIR",
     "NOTEBOOKS",
@@ -36,6 +35,8 @@ __all__ = [
     "analysis_file",
     "figure_file",
     "notebook_file",
+    "claims_file",
+    "config_name",
     "bench_files",
     "log",
     "benchmark",
@@ -104,13 +105,23 @@ def figure_file(fig: str, ext: str) -> str:
     return f"{FIGURES}/{fig}.{ext}"
 
 
+def claims_file(config_name: str) -> str:
+    """The claims of one config, checked: ``results/claims/<config>.csv``, where ``<config>`` names the
+    config file(s) run (:func:`config_name`), so that running one config never overwrites another's."""
+    return f"{RESULTS}/claims/{config_name}.csv"
+
+
+def config_name(configfiles: list[str | Path]) -> str:
+    """The name of a run's config: its files' stems (``paper``; ``paper+mine`` for two merged)."""
+    return "+".join(Path(f).stem for f in configfiles) or "config"
+
+
 def notebook_file(notebook: str) -> str:
     """A notebook's source, ``notebooks/<notebook>.ipynb`` (a figure's config names it)."""
     return f"{NOTEBOOKS}/{notebook}.ipynb"
 
 
 # files of the whole run, and the notebooks' folder
-CLAIMS = f"{RESULTS}/claims.csv"
 PERFORMANCE = f"{RESULTS}/performance.csv"
 BENCH_DIR = f"{RESULTS}/bench"
 NOTEBOOKS = "notebooks"

@@ -4,7 +4,7 @@ rule claims:
         claim_tables(),
     output:
         report(
-            L.CLAIMS,
+            CLAIMS,
             caption="../report/claims.rst",
             category="Claims",
             labels={"table": "claims checked by the pipeline"},

@@ -18,6 +18,8 @@ except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 
 ENV = "../../environment.yml"
+# this config's claims table: results/claims/<config>.csv (config/config.yaml -> config, paper.yaml -> paper)
+CLAIMS = L.claims_file(L.config_name(workflow.configfiles))
 # Rules run the library from this checkout, installed or not.
 # (Snakemake formats the prefix too, hence the quadrupled braces.)
 # `logged LOG CMD...` (workflow/scripts/logged.sh) runs a job's command into its log and, if it fails,
@@ -102,13 +104,13 @@ def claim_args():
 
 def figure_labels(wildcards):
     """Report labels of a figure, evaluated when the report is built: the paper's claim, what our run
-    shows (the claims rows linked to this figure, from results/claims.csv) and the config used."""
+    shows (the claims rows linked to this figure, from this config's claims file) and the config used."""
     import pandas as pd
 
     fig = wildcards.fig
     shows = "no claim of the config is linked to this figure"
-    if Path(L.CLAIMS).exists():
-        rows = pd.read_csv(L.CLAIMS)
+    if Path(CLAIMS).exists():
+        rows = pd.read_csv(CLAIMS)
         rows = rows[rows["figure"] == fig]
         if len(rows):
             shows = "; ".join(f"{r.quantity} = {r.value:.4g} ({r.threshold}: {r.result})" for r in rows.itertuples())
