@@ -32,7 +32,7 @@ import torch
 from .. import autodiff
 from ..models import Net
 
-__all__ = ["available", "bp_gradient", "cache_dir", "chain_args", "il_directions", "load", "reset"]
+__all__ = ["available", "bp_gradient", "cache_dir", "calls", "chain_args", "il_directions", "load", "reset"]
 
 Tensor = torch.Tensor
 log = logging.getLogger("ilrepro.native")
@@ -43,6 +43,8 @@ _ACT = {"identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 _LINK = {"ce": 0, "bce": 1, "mse": 2}
 _TARGET = {"hard": 0, "soft": 1, "prox": 2}
 
+# calls that ran natively, per entry (tests check that the fast path really ran)
+calls: dict[str, int] = {"il_directions": 0, "bp_gradient": 0}
 _module: ModuleType | None = None
 _tried = False
 _said: set[str] = set()
@@ -177,6 +179,7 @@ def il_directions(
     eps = math.nan if prox_eps is None else float(prox_eps)
     div = math.nan if divisor is None else float(divisor)
     step = math.nan if lr is None else float(lr)
+    calls["il_directions"] += 1
     return mod.il_directions(*args, _TARGET[kind], float(t1), float(t2), int(T), float(gamma_top), float(gamma_bot), bool(negate), div, eps, step)
 
 
@@ -190,4 +193,5 @@ def bp_gradient(net: Net, x: Tensor, y: Tensor, lr: float | None = None) -> list
     mod = load()
     if mod is None:
         return None
+    calls["bp_gradient"] += 1
     return mod.bp_gradient(*args, math.nan if lr is None else float(lr))

@@ -54,6 +54,18 @@ inline void with_act(int64_t k, F&& f) {
   }
 }
 
+// sigmoid and tanh by torch's own (vectorised) kernels, in place: the reference's bits (the soft
+// targets' and PC-Nudge's cancellations amplify a last-bit difference)
+inline bool transcendental(int64_t k) { return k == SIGMOID || k == TANH; }
+inline void aten_act_(Tensor& t, int64_t k) {
+  if (k == SIGMOID) at::sigmoid_(t);
+  else if (k == TANH) at::tanh_(t);
+}
+inline void aten_act_out(Tensor& out, const Tensor& t, int64_t k) {
+  if (k == SIGMOID) at::sigmoid_out(out, t);
+  else if (k == TANH) at::tanh_out(out, t);
+}
+
 template <typename T>
 T activity_norm(const T* a, int64_t B, int64_t n) {  // mean_b ||a_b||^2
   double total = 0.0;
@@ -111,6 +123,19 @@ struct Chain {
   Workspace& ws;
   int64_t L, B;
 
+  // mu_k += b_k-1, then ReLU if that is the activation (sigmoid / tanh: the caller's aten_act_)
+  void add_bias_act(int64_t k) {
+    const int64_t n = ws.n[k], oa = c.out_act[k - 1];
+    T* mu = ws.mu[k].data_ptr<T>();
+    const T* bias = b[k - 1].data_ptr<T>();
+    with_act(oa == RELU ? RELU : ID, [&](auto OA) {
+      for (int64_t r = 0; r < B; ++r) {
+        T* m = mu + r * n;
+        for (int64_t j = 0; j < n; ++j) m[j] = act<OA.value, T>(m[j] + bias[j]);
+      }
+    });
+  }
+
   // mu_k = out_act(raw + b) (raw: the GEMM's result, in mu_k) and, as forward init, h_k = mu_k,
   // a_k = in_act_k(h_k), e_k = g_k = 0
   void forward_node(int64_t k) {
@@ -120,18 +145,26 @@ struct Chain {
     T* h = ws.h[k].data_ptr<T>();
     T* a = ws.a[k].data_ptr<T>();
     const T* bias = b[k - 1].data_ptr<T>();
-    with_act(oa, [&](auto OA) {
-      with_act(ia, [&](auto IA) {
-        for (int64_t r = 0; r < B; ++r) {
-          T* m = mu + r * n; T* hr = h + r * n; T* ar = a + r * n;
-          for (int64_t j = 0; j < n; ++j) {
-            const T v = act<OA.value, T>(m[j] + bias[j]);
-            m[j] = v, hr[j] = v;
-            if constexpr (IA.value != ID) ar[j] = act<IA.value, T>(v);
+    if (transcendental(oa) || transcendental(ia)) {
+      add_bias_act(k);
+      aten_act_(ws.mu[k], oa);
+      ws.h[k].copy_(ws.mu[k]);
+      if (transcendental(ia)) aten_act_out(ws.a[k], ws.h[k], ia);
+      else if (ia == RELU) at::relu_out(ws.a[k], ws.h[k]);
+    } else {
+      with_act(oa, [&](auto OA) {
+        with_act(ia, [&](auto IA) {
+          for (int64_t r = 0; r < B; ++r) {
+            T* m = mu + r * n; T* hr = h + r * n; T* ar = a + r * n;
+            for (int64_t j = 0; j < n; ++j) {
+              const T v = act<OA.value, T>(m[j] + bias[j]);
+              m[j] = v, hr[j] = v;
+              if constexpr (IA.value != ID) ar[j] = act<IA.value, T>(v);
+            }
           }
-        }
+        });
       });
-    });
+    }
     if (k < L) ws.e[k].zero_(), ws.g[k].zero_();
   }
 
@@ -144,6 +177,11 @@ struct Chain {
     T* g = ws.g[k].data_ptr<T>();
     const T* bias = b[k - 1].data_ptr<T>();
     const int64_t total = B * n;
+    if (raw && transcendental(oa)) {
+      add_bias_act(k);
+      aten_act_(ws.mu[k], oa);
+      raw = false;
+    }
     with_act(oa, [&](auto OA) {
       if (raw) {  // one pass: bias, activation, error, g
         for (int64_t r = 0; r < B; ++r) {
@@ -178,12 +216,8 @@ struct Chain {
       kappa = an / (one + an);
     }
     const T sn = T(c.t1), sm = T(1.0 - c.t1);
-    with_act(oa, [&](auto OA) {
-      for (int64_t r = 0; r < B; ++r) {
-        T* m = mu + r * n;
-        for (int64_t j = 0; j < n; ++j) m[j] = act<OA.value, T>(m[j] + bias[j]);
-      }
-    });
+    add_bias_act(L);
+    aten_act_(ws.mu[L], oa);
     // the link by torch's own kernels: the soft targets' e_L = n y + (1 - n) p - p cancels, so p must
     // be the reference's to the last bit
     if (c.link == CE) at::_softmax_out(ws.p, ws.mu[L], 1, false);
@@ -222,9 +256,10 @@ struct Chain {
       for (int64_t i = 0; i < total; ++i) {
         const T hn = (h[i] - gt * e[i]) + times_dact<IA.value, T>(f[i], a[i]) * gb;
         h[i] = hn;
-        if constexpr (IA.value != ID) a[i] = act<IA.value, T>(hn);
+        if constexpr (IA.value == RELU) a[i] = act<IA.value, T>(hn);
       }
     });
+    if (transcendental(ia)) aten_act_out(ws.a[k], ws.h[k], ia);
   }
 
   void gemm_forward(int64_t k, const Tensor& a_prev) {  // mu_k (raw) = a_{k-1} W_{k-1}^T
@@ -330,10 +365,11 @@ std::vector<Tensor> bp_impl(const std::vector<Tensor>& W, const std::vector<Tens
     const T* bias = b[L - 1].data_ptr<T>();
     const T* yy = y.data_ptr<T>();
     std::vector<T> p(m);
+    ch.add_bias_act(L);
+    aten_act_(ws.mu[L], oa);
     for (int64_t r = 0; r < B; ++r) {
       T* z = mu + r * m; T* gr = g + r * m;
       const T* yr = yy + r * m;
-      with_act(oa, [&](auto OA) { for (int64_t j = 0; j < m; ++j) z[j] = act<OA.value, T>(z[j] + bias[j]); });
       T ts = T(1);
       if (c.link == CE) {
         T mx = z[0];
