@@ -29,7 +29,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-__all__ = ["SETTINGS", "GOALS", "available", "compare", "goals_table"]
+__all__ = ["GOALS", "SETTINGS", "available", "compare", "goals_table"]
 
 # (algorithm, batch size, T): pcx has the IL-SGD and BP-SGD of the issue; IL-prox is timed for ilrepro
 # alone (its goal is relative to IL-SGD's time)
@@ -56,10 +56,9 @@ class _Worker:
         src = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", ""),
                "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1", "JAX_PLATFORMS": "cpu",
-               "OMP_NUM_THREADS": "1"}
-        pre = (lambda: os.sched_setaffinity(0, {core})) if core is not None else None
+               "OMP_NUM_THREADS": "1", **({"ILREPRO_PCX_CORE": str(core)} if core is not None else {})}
         self.p = subprocess.Popen([sys.executable, "-m", "ilrepro.compare.pcx_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  env=env, text=True, preexec_fn=pre)
+                                  env=env, text=True)
         self.info = self._read()
 
     def _read(self) -> dict[str, Any]:

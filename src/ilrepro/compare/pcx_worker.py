@@ -20,27 +20,30 @@ import json
 import os
 import sys
 import time
+from itertools import pairwise
 from typing import Any
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if os.environ.get("ILREPRO_PCX_CORE"):  # pinned before jax starts its threads
+    os.sched_setaffinity(0, {int(os.environ["ILREPRO_PCX_CORE"])})
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-import pcx as px  # noqa: E402
-import pcx.functional as pxf  # noqa: E402
-import pcx.nn as pxnn  # noqa: E402
-import pcx.predictive_coding as pxc  # noqa: E402
-import pcx.utils as pxu  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pcx as px
+import pcx.functional as pxf
+import pcx.nn as pxnn
+import pcx.predictive_coding as pxc
+import pcx.utils as pxu
 
 
 class MLP(pxc.EnergyModule):
     def __init__(self, sizes: list[int]) -> None:
         super().__init__()
         self.act_fn = px.static(jax.nn.relu)
-        self.layers = [pxnn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+        self.layers = [pxnn.Linear(a, b) for a, b in pairwise(sizes)]
         self.vodes = [pxc.Vode() for _ in sizes[1:-1]] + [pxc.Vode(pxc.ce_energy)]
         self.vodes[-1].h.frozen = True
 
