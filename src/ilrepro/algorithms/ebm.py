@@ -88,7 +88,7 @@ class PCNudge(Algorithm):
     def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:
         """:meth:`gradient` in one C++ call (and with ``lr`` the SGD step), or None where it cannot run."""
         dt, lam = float(self.hp["dt"]), float(self.hp["lam"])
-        return native.il_directions(net, x, target, ("soft", lam, 0.0), int(self.hp["T"]), dt, dt, negate=True, divisor=lam, lr=lr)
+        return native.il_directions(net, x, target, ("soft", lam, 0.0), int(self.hp["T"]), dt, dt, negate=True, divisor=lam, lr=lr, exact=True)
 
     def fused_step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor] | None:
         lr = self.plain_sgd_lr(net)

@@ -42,7 +42,8 @@ class ILSGD(Algorithm):
     def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:
         """:meth:`gradient` in one C++ call (and with ``lr`` the SGD step), or None where it cannot run."""
         c = self.inference_config()
-        return native.il_directions(net, x, target, self.native_target(), c.T, c.gamma_top, c.gamma_bot, negate=True, lr=lr)
+        return native.il_directions(net, x, target, self.native_target(), c.T, c.gamma_top, c.gamma_bot, negate=True, lr=lr,
+                                     exact=self.native_target()[0] == "soft")
 
     def fused_step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor] | None:
         lr = self.plain_sgd_lr(net)

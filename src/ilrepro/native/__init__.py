@@ -161,13 +161,15 @@ def _codes(net: Net) -> tuple[list[int], list[int], int]:
 
 def il_directions(
     net: Net, x: Tensor, y: Tensor, target: tuple[str, float, float], T: int, gamma_top: float, gamma_bot: float,
-    negate: bool = False, divisor: float | None = None, prox_eps: float | None = None, lr: float | None = None,
+    negate: bool = False, divisor: float | None = None, prox_eps: float | None = None, lr: float | None = None, exact: bool = False,
 ) -> list[Tensor] | None:
     """The weight directions after T inference steps (``weight_directions(net, infer(...))``), or with
     ``prox_eps`` IL-prox's normalised update (``il_prox_update``), then negated (``negate``) and divided
     by ``divisor``, in the reference's order of operations; ``target``: ("hard", 0, 0),
     ("soft", n, 0) or ("prox", alpha, eps). None where the fast path does not apply (the caller runs
-    the reference). ``lr``: also take the plain SGD step p <- p - lr * (returned tensor), in place."""
+    the reference). ``lr``: also take the plain SGD step p <- p - lr * (returned tensor), in place.
+    ``exact``: the reference's GEMM layouts (its bits), for updates that amplify rounding (soft targets
+    n y + (1 - n) p, where e_L cancels); else a faster layout, the same to float rounding."""
     args, why = chain_args(net, x, y)
     if why:
         _say(why, logging.INFO if why.startswith("under vmap") else logging.WARNING)
@@ -180,7 +182,7 @@ def il_directions(
     div = math.nan if divisor is None else float(divisor)
     step = math.nan if lr is None else float(lr)
     calls["il_directions"] += 1
-    return mod.il_directions(*args, _TARGET[kind], float(t1), float(t2), int(T), float(gamma_top), float(gamma_bot), bool(negate), div, eps, step)
+    return mod.il_directions(*args, _TARGET[kind], float(t1), float(t2), int(T), float(gamma_top), float(gamma_bot), bool(negate), div, eps, step, bool(exact))
 
 
 def bp_gradient(net: Net, x: Tensor, y: Tensor, lr: float | None = None) -> list[Tensor] | None:

@@ -91,6 +91,7 @@ struct Workspace {
   int64_t B = -1;
   std::vector<int64_t> n, in_act;
   std::vector<Tensor> h, a, mu, e, g, fb;  // indexed by node k = 0..L
+  std::vector<Tensor> Wt;  // W_l^T, contiguous (l >= 1): the forward GEMMs of the inference loop
   Tensor p;  // link(mu_L)
   bool fits(at::ScalarType dt, int64_t b, const std::vector<int64_t>& sizes, const Config& c) const {
     return dt == dtype && b == B && sizes == n && c.in_act == in_act;
@@ -102,6 +103,8 @@ struct Workspace {
     h.assign(L + 1, Tensor()), a.assign(L + 1, Tensor()), mu.assign(L + 1, Tensor());
     e.assign(L + 1, Tensor()), g.assign(L + 1, Tensor()), fb.assign(L + 1, Tensor());
     p = at::empty({B, n[L]}, opt);
+    Wt.assign(L, Tensor());
+    for (int64_t l = 1; l < L; ++l) Wt[l] = at::empty({n[l], n[l + 1]}, opt);
     for (int64_t k = 1; k <= L; ++k) {
       mu[k] = at::empty({B, n[k]}, opt), e[k] = at::empty({B, n[k]}, opt), g[k] = at::empty({B, n[k]}, opt);
       h[k] = at::empty({B, n[k]}, opt), fb[k] = at::empty({B, n[k]}, opt);
@@ -262,8 +265,25 @@ struct Chain {
     if (transcendental(ia)) aten_act_out(ws.a[k], ws.h[k], ia);
   }
 
-  void gemm_forward(int64_t k, const Tensor& a_prev) {  // mu_k (raw) = a_{k-1} W_{k-1}^T
-    at::mm_out(ws.mu[k], a_prev, W[k - 1].t());
+  // mu_k (raw) = a_{k-1} W_{k-1}^T; ``transposed``: from the contiguous copy W_{k-1}^T (faster, in
+  // particular at batch 1, but MKL then sums in another order: not the reference's bits)
+  void gemm_forward(int64_t k, const Tensor& a_prev, bool transposed = false) {
+    if (transposed && k >= 2) at::mm_out(ws.mu[k], a_prev, ws.Wt[k - 1]);
+    else at::mm_out(ws.mu[k], a_prev, W[k - 1].t());
+  }
+
+  void transpose_weights() {  // ws.Wt[l] = W_l^T, in 32 x 32 tiles
+    for (int64_t l = 1; l < L; ++l) {
+      const int64_t R = W[l].size(0), C = W[l].size(1);
+      const T* src = W[l].data_ptr<T>();
+      T* dst = ws.Wt[l].data_ptr<T>();
+      for (int64_t i0 = 0; i0 < R; i0 += 32)
+        for (int64_t j0 = 0; j0 < C; j0 += 32) {
+          const int64_t i1 = std::min(R, i0 + 32), j1 = std::min(C, j0 + 32);
+          for (int64_t i = i0; i < i1; ++i)
+            for (int64_t j = j0; j < j1; ++j) dst[j * R + i] = src[i * C + j];
+        }
+    }
   }
 };
 
@@ -297,12 +317,20 @@ std::vector<Tensor> directions(Workspace& ws, const Tensor& x, int64_t L, int64_
   std::vector<Tensor> out;
   for (int64_t l = 0; l < L; ++l) {
     const Tensor& a = l == 0 ? x : ws.a[l];
-    Tensor dW = at::mm(ws.g[l + 1].t(), a);
+    // x / B for B a power of two and -x are exact: folded into the GEMM's alpha (the same bits as
+    // dividing and negating afterwards, one pass over dW fewer); after a division by n_l the
+    // negation is still exact (-(x / n) == (-x) / n)
+    const bool pow2 = (B & (B - 1)) == 0;
+    const bool fold_neg = negate && divisor != divisor;
+    const double alpha = (pow2 ? 1.0 / double(B) : 1.0) * (fold_neg ? -1.0 : 1.0);
+    Tensor dW = at::empty({ws.n[l + 1], ws.n[l]}, x.options());
+    at::addmm_out(dW, dW, ws.g[l + 1].t(), a, /*beta=*/0, alpha);
     Tensor db = at::sum(ws.g[l + 1], 0);
+    if (B > 1) db.div_(B);
+    if (B > 1 && !pow2) dW.div_(B);
     for (Tensor* d : {&dW, &db}) {
-      if (B > 1) d->div_(B);
       if (!norms.empty()) d->div_(norms[l]);
-      if (negate) d->neg_();
+      if (negate && (d == &db || !fold_neg)) d->neg_();
       if (divisor == divisor) d->div_(divisor);
     }
     if (lr == lr) W[l].add_(dW, -lr), b[l].add_(db, -lr);
@@ -313,12 +341,15 @@ std::vector<Tensor> directions(Workspace& ws, const Tensor& x, int64_t L, int64_
 
 template <typename T>
 std::vector<Tensor> il_impl(const std::vector<Tensor>& W, const std::vector<Tensor>& b, const Tensor& x, const Tensor& y, const Config& c,
-                            int64_t T_steps, double gamma_top, double gamma_bot, bool negate, double divisor, double prox_eps, double lr) {
+                            int64_t T_steps, double gamma_top, double gamma_bot, bool negate, double divisor, double prox_eps, double lr,
+                            bool exact) {
   const int64_t L = int64_t(W.size()), B = x.size(0);
   const auto n = sizes_of(W);
   Workspace& ws = workspace(0);
   if (!ws.fits(x.scalar_type(), B, n, c)) ws.allocate(x.scalar_type(), B, n, c);
   Chain<T> ch{W, b, c, ws, L, B};
+  const bool tr = !exact && T_steps > 0;  // the loop's forward GEMMs from W^T copies
+  if (tr) ch.transpose_weights();
   // feedforward initialisation: every hidden error is exactly zero
   for (int64_t k = 1; k <= L; ++k) {
     ch.gemm_forward(k, k == 1 ? x : ws.a[k - 1]);
@@ -332,7 +363,7 @@ std::vector<Tensor> il_impl(const std::vector<Tensor>& W, const std::vector<Tens
     for (int64_t k = lo; k < L; ++k) ch.move_node(k, gt, gb);
     ch.hidden_node(lo, false);  // its prediction reads an unmoved node: only its error changes
     for (int64_t k = lo + 1; k <= L; ++k) {
-      ch.gemm_forward(k, ws.a[k - 1]);
+      ch.gemm_forward(k, ws.a[k - 1], tr);
       if (k < L) ch.hidden_node(k, true);
     }
     ch.output_node(y.data_ptr<T>());
@@ -417,15 +448,18 @@ Config config(std::vector<int64_t> in_act, std::vector<int64_t> out_act, int64_t
 // IL: T inference steps then the weight directions (batch mean); ``prox_eps`` not NaN: each layer's
 // divided by n_l = mean_b ||a_l||^2 + 1 + prox_eps (IL-prox); negated if ``negate``; divided by
 // ``divisor`` if not NaN. ``lr`` not NaN: also the plain SGD step p <- p - lr * (returned tensor).
+// ``exact``: the reference's GEMM layouts throughout (its bits, for the ill-conditioned soft targets);
+// else the loop's forward GEMMs read a transposed copy of the weights (float rounding apart, the same).
 std::vector<Tensor> il_directions(std::vector<Tensor> W, std::vector<Tensor> b, Tensor x, Tensor y, std::vector<int64_t> in_act,
                                   std::vector<int64_t> out_act, int64_t link, int64_t target, double t1, double t2, int64_t T_steps,
-                                  double gamma_top, double gamma_bot, bool negate, double divisor, double prox_eps, double lr) {
+                                  double gamma_top, double gamma_bot, bool negate, double divisor, double prox_eps, double lr,
+                                  bool exact) {
   const Config c = config(std::move(in_act), std::move(out_act), link, target, t1, t2);
   check(W, b, x, y, c);
   at::NoGradGuard no_grad;
-  if (x.scalar_type() == at::kDouble) return il_impl<double>(W, b, x, y, c, T_steps, gamma_top, gamma_bot, negate, divisor, prox_eps, lr);
+  if (x.scalar_type() == at::kDouble) return il_impl<double>(W, b, x, y, c, T_steps, gamma_top, gamma_bot, negate, divisor, prox_eps, lr, exact);
   TORCH_CHECK(x.scalar_type() == at::kFloat, "ilrepro native: float32 or float64");
-  return il_impl<float>(W, b, x, y, c, T_steps, gamma_top, gamma_bot, negate, divisor, prox_eps, lr);
+  return il_impl<float>(W, b, x, y, c, T_steps, gamma_top, gamma_bot, negate, divisor, prox_eps, lr, exact);
 }
 
 // BP: dLoss/dtheta of the batch-mean loss of the logits against y.
