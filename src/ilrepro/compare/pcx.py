@@ -188,7 +188,14 @@ def compare(repeats: int = 5, updates_b1: int = 200, updates_b64: int = 40, refe
             os.environ["ILREPRO_NATIVE"] = before
         os.sched_setaffinity(0, set(allowed))
     table = pd.DataFrame(rows)
-    meta = {"core": core, "threads": 1, "pcx": worker.info if worker is not None else available(),
+    from .blas import blas_report
+
+    os.sched_setaffinity(0, {core})
+    try:
+        blas = blas_report()
+    finally:
+        os.sched_setaffinity(0, set(allowed))
+    meta = {"core": core, "threads": 1, "blas": blas, "pcx": worker.info if worker is not None else available(),
             "versions_compare": _versions(), **environment_meta("cpu")}
     return table, meta
 
