@@ -38,7 +38,7 @@ Tensor = torch.Tensor
 log = logging.getLogger("ilrepro.native")
 
 SOURCE = Path(__file__).with_name("chain.cpp")
-CFLAGS = ["-O3", "-march=native", "-ffp-contract=off"]
+CFLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fopenmp-simd"]
 _ACT = {"identity": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 _LINK = {"ce": 0, "bce": 1, "mse": 2}
 _TARGET = {"hard": 0, "soft": 1, "prox": 2}

@@ -92,6 +92,7 @@ struct Workspace {
   std::vector<int64_t> n, in_act;
   std::vector<Tensor> h, a, mu, e, g, fb;  // indexed by node k = 0..L
   std::vector<Tensor> Wt;  // W_l^T, contiguous (l >= 1): the forward GEMMs of the inference loop
+  std::vector<char> fb_ready;  // fb_k already holds g_{k+1} W_k (batch 1: from the fused pass)
   Tensor p;  // link(mu_L)
   bool fits(at::ScalarType dt, int64_t b, const std::vector<int64_t>& sizes, const Config& c) const {
     return dt == dtype && b == B && sizes == n && c.in_act == in_act;
@@ -104,6 +105,7 @@ struct Workspace {
     e.assign(L + 1, Tensor()), g.assign(L + 1, Tensor()), fb.assign(L + 1, Tensor());
     p = at::empty({B, n[L]}, opt);
     Wt.assign(L, Tensor());
+    fb_ready.assign(L + 1, 0);
     for (int64_t l = 1; l < L; ++l) Wt[l] = at::empty({n[l], n[l + 1]}, opt);
     for (int64_t k = 1; k <= L; ++k) {
       mu[k] = at::empty({B, n[k]}, opt), e[k] = at::empty({B, n[k]}, opt), g[k] = at::empty({B, n[k]}, opt);
@@ -125,6 +127,60 @@ struct Chain {
   const Config& c;
   Workspace& ws;
   int64_t L, B;
+  bool fused = false;  // batch 1, not exact: a hidden layer's forward and next feedback in one pass over W
+
+  // Batch 1, hidden node k+1 = layer k's output (k >= 1), ReLU or identity: one pass over W_k's rows
+  // gives mu_{k+1} = out_act(W_k a_k + b_k), e_{k+1}, g_{k+1} and the next step's feedback
+  // fb_k = g_{k+1} W_k while the row is in L1: W_k is read once per step rather than twice (at batch 1
+  // the loop is bound by reading the weights). Sums in row order, not MKL's: rounding apart the same.
+  void fused_layer(int64_t k) {
+    const int64_t R = ws.n[k + 1], C = ws.n[k], oa = c.out_act[k];
+    const T* Wk = W[k].data_ptr<T>();
+    const T* bias = b[k].data_ptr<T>();
+    const T* a = ws.a[k].data_ptr<T>();
+    const T* h = ws.h[k + 1].data_ptr<T>();
+    T* mu = ws.mu[k + 1].data_ptr<T>();
+    T* e = ws.e[k + 1].data_ptr<T>();
+    T* g = ws.g[k + 1].data_ptr<T>();
+    T* fb = ws.fb[k].data_ptr<T>();
+    for (int64_t i = 0; i < C; ++i) fb[i] = T(0);
+    auto node = [&](int64_t j, T acc) {  // bias, activation, error, g of output unit j
+      const T z = acc + bias[j];
+      const T m = oa == RELU ? (z < T(0) ? T(0) : z) : z;
+      const T ee = h[j] - m;
+      const T gj = oa == RELU ? (m > T(0) ? ee : T(0) * ee) : ee;
+      mu[j] = m, e[j] = ee, g[j] = gj;
+      return gj;
+    };
+    int64_t j = 0;
+    for (; j + 4 <= R; j += 4) {  // four rows at a time: four independent sums, a[i] loaded once
+      const T* r0 = Wk + j * C; const T* r1 = r0 + C; const T* r2 = r1 + C; const T* r3 = r2 + C;
+      T s0 = T(0), s1 = T(0), s2 = T(0), s3 = T(0);
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+      for (int64_t i = 0; i < C; ++i) {
+        const T ai = a[i];
+        s0 += r0[i] * ai, s1 += r1[i] * ai, s2 += r2[i] * ai, s3 += r3[i] * ai;
+      }
+      const T g0 = node(j, s0), g1 = node(j + 1, s1), g2 = node(j + 2, s2), g3 = node(j + 3, s3);
+      if (g0 == T(0) && g1 == T(0) && g2 == T(0) && g3 == T(0)) continue;
+#pragma omp simd
+      for (int64_t i = 0; i < C; ++i) fb[i] += (g0 * r0[i] + g1 * r1[i]) + (g2 * r2[i] + g3 * r3[i]);
+    }
+    for (; j < R; ++j) {
+      const T* row = Wk + j * C;
+      T acc = T(0);
+#pragma omp simd reduction(+ : acc)
+      for (int64_t i = 0; i < C; ++i) acc += row[i] * a[i];
+      const T gj = node(j, acc);
+      if (gj == T(0)) continue;
+#pragma omp simd
+      for (int64_t i = 0; i < C; ++i) fb[i] += gj * row[i];
+    }
+    ws.fb_ready[k] = 1;
+  }
+  bool can_fuse(int64_t k) const {  // layer k -> hidden node k+1
+    return fused && k >= 1 && k + 1 < L && (c.out_act[k] == ID || c.out_act[k] == RELU);
+  }
 
   // mu_k += b_k-1, then ReLU if that is the activation (sigmoid / tanh: the caller's aten_act_)
   void add_bias_act(int64_t k) {
@@ -248,7 +304,8 @@ struct Chain {
 
   // h_k <- (h_k - gt e_k) + gb ((g_{k+1} W_k) * in_act_k'(h_k)), then a_k = in_act_k(h_k)
   void move_node(int64_t k, T gt, T gb) {
-    at::mm_out(ws.fb[k], ws.g[k + 1], W[k]);
+    if (ws.fb_ready[k]) ws.fb_ready[k] = 0;  // computed by the fused pass, from this step's g_{k+1}
+    else at::mm_out(ws.fb[k], ws.g[k + 1], W[k]);
     const int64_t ia = c.in_act[k];
     const int64_t total = B * ws.n[k];
     T* h = ws.h[k].data_ptr<T>();
@@ -268,7 +325,7 @@ struct Chain {
   // mu_k (raw) = a_{k-1} W_{k-1}^T; ``transposed``: from the contiguous copy W_{k-1}^T (faster, in
   // particular at batch 1, but MKL then sums in another order: not the reference's bits)
   void gemm_forward(int64_t k, const Tensor& a_prev, bool transposed = false) {
-    if (transposed && k >= 2) at::mm_out(ws.mu[k], a_prev, ws.Wt[k - 1]);
+    if (transposed && !fused && k >= 2) at::mm_out(ws.mu[k], a_prev, ws.Wt[k - 1]);
     else at::mm_out(ws.mu[k], a_prev, W[k - 1].t());
   }
 
@@ -349,7 +406,9 @@ std::vector<Tensor> il_impl(const std::vector<Tensor>& W, const std::vector<Tens
   if (!ws.fits(x.scalar_type(), B, n, c)) ws.allocate(x.scalar_type(), B, n, c);
   Chain<T> ch{W, b, c, ws, L, B};
   const bool tr = !exact && T_steps > 0;  // the loop's forward GEMMs from W^T copies
-  if (tr) ch.transpose_weights();
+  ch.fused = tr && B == 1;
+  if (tr && !ch.fused) ch.transpose_weights();
+  std::fill(ws.fb_ready.begin(), ws.fb_ready.end(), 0);
   // feedforward initialisation: every hidden error is exactly zero
   for (int64_t k = 1; k <= L; ++k) {
     ch.gemm_forward(k, k == 1 ? x : ws.a[k - 1]);
@@ -363,6 +422,10 @@ std::vector<Tensor> il_impl(const std::vector<Tensor>& W, const std::vector<Tens
     for (int64_t k = lo; k < L; ++k) ch.move_node(k, gt, gb);
     ch.hidden_node(lo, false);  // its prediction reads an unmoved node: only its error changes
     for (int64_t k = lo + 1; k <= L; ++k) {
+      if (ch.can_fuse(k - 1) && t + 1 < T_steps) {  // forward of layer k-1 and its next feedback, one pass
+        ch.fused_layer(k - 1);
+        continue;
+      }
       ch.gemm_forward(k, ws.a[k - 1], tr);
       if (k < L) ch.hidden_node(k, true);
     }
