@@ -404,6 +404,7 @@ std::vector<Tensor> il_impl(const std::vector<Tensor>& W, const std::vector<Tens
   const auto n = sizes_of(W);
   Workspace& ws = workspace(0);
   if (!ws.fits(x.scalar_type(), B, n, c)) ws.allocate(x.scalar_type(), B, n, c);
+  ws.a[0] = x;  // the clamped input is layer 0's presynaptic activity
   Chain<T> ch{W, b, c, ws, L, B};
   const bool tr = !exact && T_steps > 0;  // the loop's forward GEMMs from W^T copies
   ch.fused = tr && B == 1;
@@ -446,6 +447,7 @@ std::vector<Tensor> bp_impl(const std::vector<Tensor>& W, const std::vector<Tens
   const auto n = sizes_of(W);
   Workspace& ws = workspace(1);
   if (!ws.fits(x.scalar_type(), B, n, c)) ws.allocate(x.scalar_type(), B, n, c);
+  ws.a[0] = x;  // the clamped input is layer 0's presynaptic activity
   Chain<T> ch{W, b, c, ws, L, B};
   for (int64_t k = 1; k <= L; ++k) {
     ch.gemm_forward(k, k == 1 ? x : ws.a[k - 1]);
