@@ -364,6 +364,12 @@ std::vector<int64_t> sizes_of(const std::vector<Tensor>& W) {
   return n;
 }
 
+template <typename F>
+void dispatch_float(const Tensor& x, F&& f) {
+  if (x.scalar_type() == at::kDouble) f(double(0));
+  else f(float(0));
+}
+
 // the weight directions by the reference's own operations (energy.weight_directions, then the
 // algorithm's post-processing), so that an ill-conditioned update (PC-Nudge divides by lam = 1e-4)
 // gets the reference's bits: dW_l = g_{l+1}^T a_l, db_l = sum_b g_{l+1}, divided by B (B > 1); then
@@ -374,6 +380,35 @@ std::vector<Tensor> directions(Workspace& ws, const Tensor& x, int64_t L, int64_
   std::vector<Tensor> out;
   for (int64_t l = 0; l < L; ++l) {
     const Tensor& a = l == 0 ? x : ws.a[l];
+    if (B == 1 && lr == lr && norms.empty() && divisor != divisor) {
+      // batch 1, plain SGD: the outer product and the step in one pass over W (dW_ji = -+ g_j a_i, the
+      // GEMM's bits; W_ji = fma(-lr, dW_ji, W_ji), the bits of torch's add_(dW, alpha=-lr))
+      const int64_t R = ws.n[l + 1], C = ws.n[l];
+      Tensor dW = at::empty({R, C}, x.options());
+      Tensor db = at::empty({R}, x.options());
+      dispatch_float(x, [&](auto zero) {
+        using S = decltype(zero);
+        const S* g = ws.g[l + 1].data_ptr<S>();
+        const S* av = a.data_ptr<S>();
+        S* d = dW.data_ptr<S>();
+        S* w = W[l].data_ptr<S>();
+        S* bd = db.data_ptr<S>();
+        S* bw = b[l].data_ptr<S>();
+        const S sgn = negate ? S(-1) : S(1), step = S(-lr);
+        for (int64_t j = 0; j < R; ++j) {
+          const S gj = g[j];
+          S* dr = d + j * C;
+          S* wr = w + j * C;
+          for (int64_t i = 0; i < C; ++i) {
+            const S v = sgn * (gj * av[i]);
+            dr[i] = v, wr[i] = std::fma(step, v, wr[i]);
+          }
+          bd[j] = sgn * gj, bw[j] = std::fma(step, bd[j], bw[j]);
+        }
+      });
+      out.push_back(dW), out.push_back(db);
+      continue;
+    }
     // x / B for B a power of two and -x are exact: folded into the GEMM's alpha (the same bits as
     // dividing and negating afterwards, one pass over dW fewer); after a division by n_l the
     // negation is still exact (-(x / n) == (-x) / n)
