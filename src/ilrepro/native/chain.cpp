@@ -260,6 +260,59 @@ struct Chain {
     });
   }
 
+  // Batch 1, not exact, a linear output layer and a hard or IL-prox target: the output node by plain
+  // loops, no ATen call (at batch 1 each costs as much as the arithmetic): mu_L = W_{L-1} a_{L-1} + b,
+  // p = link(mu_L), e_L = g_L = target - p, and with ``feedback`` the next step's fb_{L-1} = g_L W_{L-1}
+  bool can_fuse_output() const { return fused && c.out_act[L - 1] == ID && c.target != SOFT && L >= 2; }
+  void output_fused(const T* y, bool feedback) {
+    const int64_t R = ws.n[L], C = ws.n[L - 1];
+    const T* Wk = W[L - 1].data_ptr<T>();
+    const T* bias = b[L - 1].data_ptr<T>();
+    const T* a = ws.a[L - 1].data_ptr<T>();
+    T* mu = ws.mu[L].data_ptr<T>();
+    T* e = ws.e[L].data_ptr<T>();
+    T* g = ws.g[L].data_ptr<T>();
+    T* p = ws.p.data_ptr<T>();
+    for (int64_t j = 0; j < R; ++j) {
+      const T* row = Wk + j * C;
+      T acc = T(0);
+#pragma omp simd reduction(+ : acc)
+      for (int64_t i = 0; i < C; ++i) acc += row[i] * a[i];
+      mu[j] = acc + bias[j];
+    }
+    if (c.link == CE) {
+      T mx = mu[0];
+      for (int64_t j = 1; j < R; ++j) mx = mu[j] > mx ? mu[j] : mx;
+      T sum = T(0);
+      for (int64_t j = 0; j < R; ++j) p[j] = std::exp(mu[j] - mx), sum += p[j];
+      for (int64_t j = 0; j < R; ++j) p[j] = p[j] / sum;
+    } else if (c.link == BCE) {
+      for (int64_t j = 0; j < R; ++j) p[j] = T(1) / (T(1) + std::exp(-mu[j]));
+    } else {
+      for (int64_t j = 0; j < R; ++j) p[j] = mu[j];
+    }
+    T kappa = T(0);
+    if (c.target == PROX) {
+      const T one = T(1), alpha = T(c.t1), eps = T(c.t2);
+      const T an = alpha * (activity_norm<T>(a, 1, C) + one + eps);
+      kappa = an / (one + an);
+    }
+    for (int64_t j = 0; j < R; ++j) {
+      const T tg = c.target == HARD ? y[j] : p[j] + kappa * (y[j] - p[j]);
+      e[j] = g[j] = tg - p[j];
+    }
+    if (!feedback) return;
+    T* fb = ws.fb[L - 1].data_ptr<T>();
+    for (int64_t i = 0; i < C; ++i) fb[i] = T(0);
+    for (int64_t j = 0; j < R; ++j) {
+      const T gj = g[j];
+      const T* row = Wk + j * C;
+#pragma omp simd
+      for (int64_t i = 0; i < C; ++i) fb[i] += gj * row[i];
+    }
+    ws.fb_ready[L - 1] = 1;
+  }
+
   // the output node: mu_L from the GEMM's result, the target, e_L = target - link(mu_L), g_L
   void output_node(const T* y) {
     const int64_t n = ws.n[L], oa = c.out_act[L - 1];
@@ -458,14 +511,18 @@ std::vector<Tensor> il_impl(const std::vector<Tensor>& W, const std::vector<Tens
     for (int64_t k = lo; k < L; ++k) ch.move_node(k, gt, gb);
     ch.hidden_node(lo, false);  // its prediction reads an unmoved node: only its error changes
     for (int64_t k = lo + 1; k <= L; ++k) {
-      if (ch.can_fuse(k - 1) && t + 1 < T_steps) {  // forward of layer k-1 and its next feedback, one pass
+      if (k < L && ch.can_fuse(k - 1) && t + 1 < T_steps) {  // forward of layer k-1 and its next feedback, one pass
         ch.fused_layer(k - 1);
+        continue;
+      }
+      if (k == L && ch.can_fuse_output()) {
+        ch.output_fused(y.data_ptr<T>(), t + 1 < T_steps);
         continue;
       }
       ch.gemm_forward(k, ws.a[k - 1], tr);
       if (k < L) ch.hidden_node(k, true);
+      else ch.output_node(y.data_ptr<T>());
     }
-    ch.output_node(y.data_ptr<T>());
   }
   std::vector<double> norms;
   if (prox_eps == prox_eps) {  // IL-prox: each layer's direction divided by n_l = mean_b ||a_l||^2 + 1 + eps
