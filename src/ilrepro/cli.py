@@ -115,7 +115,30 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _against(args: argparse.Namespace) -> int:
+    """``bench --against pcx``: the side-by-side table (ilrepro.compare.pcx)."""
+    from .compare import pcx
+    from .io import atomic_write_csv, atomic_write_json
+
+    why = pcx.available()
+    if why:
+        print(f"bench --against pcx: skipped, pcx/jax {why}; to compare: {pcx.HOW}")
+        return 0
+    table, meta = pcx.compare(repeats=args.repeats, core=args.core)
+    goals = pcx.goals_table(table)
+    out = Path(args.out_dir)
+    atomic_write_csv(table, out / "pcx.csv")
+    atomic_write_csv(goals, out / "pcx_goals.csv")
+    atomic_write_json({**meta, "command": " ".join(sys.argv), "rows": table.to_dict(orient="records"),
+                       "goals": goals.to_dict(orient="records")}, out / "pcx.json")
+    print(goals.to_string(index=False))
+    print(f"bench --against pcx: {len(table)} settings -> {out}/pcx.csv")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
+    if args.against:
+        return _against(args)
     from .bench import bench
     from .io import atomic_write_csv, atomic_write_json
 
@@ -204,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--config", default="", help="bench settings as a JSON object (see ilrepro.bench.DEFAULTS)")
     b.add_argument("--out-dir", default=layout.BENCH_DIR, help="writes bench.csv, ratios.csv, bench.json here (default: %(default)s)")
     b.add_argument("--threads", type=int, default=0, help="torch threads (default: the config's, else 1)")
+    b.add_argument("--against", choices=["pcx"], default=None,
+                   help="instead: ilrepro and pcx side by side on the papers' MLP, interleaved, one core (writes pcx.csv, pcx_goals.csv)")
+    b.add_argument("--repeats", type=int, default=5, help="--against: rounds per setting (the ratio is their median)")
+    b.add_argument("--core", type=int, default=None, help="--against: the CPU both sides are pinned to (default: the last allowed)")
     b.set_defaults(func=_bench)
 
     f = sub.add_parser("performance", help="tabulate the training jobs' Snakemake benchmark files")

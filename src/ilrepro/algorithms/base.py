@@ -140,9 +140,23 @@ class Algorithm:
         the algorithm says otherwise (recurrent BP at the free equilibrium for EqProp)."""
         return bp_gradient(net, x, target)
 
+    def fused_step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor] | None:
+        """The gradient and a plain SGD step in one call (the native fast path, :mod:`ilrepro.native`),
+        returning the gradient; None where the algorithm has none (then ``step`` runs the two parts)."""
+        return None
+
+    def plain_sgd_lr(self, net: Net) -> float | None:
+        """The step size when the optimiser is plain SGD (no momentum) on ``net``'s parameters, else None."""
+        opt = self.opt
+        ok = isinstance(opt, SGD) and opt.momentum == 0 and len(opt.params) == len(net.params)
+        return opt.lr if ok and all(p is q for p, q in zip(opt.params, net.params)) else None
+
     def step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         """One update on a batch; ``target`` is one-hot labels (classification) or the input (autoencoder).
         Returns the gradient estimate that was handed to the optimiser."""
+        fused = self.fused_step(net, x, target)
+        if fused is not None:
+            return fused
         grads = self.gradient(net, x, target)
         self.apply(net, grads)
         return grads

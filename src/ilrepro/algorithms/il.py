@@ -7,6 +7,7 @@ Hebbian directions of :func:`ilrepro.energy.weight_directions`.
 
 from __future__ import annotations
 
+from .. import native
 from ..energy import InferenceConfig, TargetFn, infer, weight_directions
 from ..models import Net
 from .base import Algorithm, Range, Tensor, register
@@ -34,7 +35,24 @@ class ILSGD(Algorithm):
     def target_fn(self, y: Tensor) -> TargetFn:
         return hard_clamp(y)
 
+    def native_target(self) -> tuple[str, float, float]:
+        """:meth:`target_fn` as the native fast path names it (keep the two in step)."""
+        return ("hard", 0.0, 0.0)
+
+    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:
+        """:meth:`gradient` in one C++ call (and with ``lr`` the SGD step), or None where it cannot run."""
+        c = self.inference_config()
+        return native.il_directions(net, x, target, self.native_target(), c.T, c.gamma_top, c.gamma_bot, negate=True, lr=lr,
+                                     exact=self.native_target()[0] == "soft")
+
+    def fused_step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor] | None:
+        lr = self.plain_sgd_lr(net)
+        return None if lr is None else self.native_gradient(net, x, target, lr)
+
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+        fast = self.native_gradient(net, x, target)
+        if fast is not None:  # the same update in one C++ call (a test checks the weights agree)
+            return fast
         state = infer(net, x, self.target_fn(target), self.inference_config())
         return [d.neg_() for d in weight_directions(net, state)]  # fresh tensors, negated in place
 
@@ -48,3 +66,6 @@ class ILAdam(ILSGD):
 
     def target_fn(self, y: Tensor) -> TargetFn:
         return soft_clamp(y, float(self.hp["n"]))
+
+    def native_target(self) -> tuple[str, float, float]:
+        return ("soft", float(self.hp["n"]), 0.0)

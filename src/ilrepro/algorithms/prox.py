@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import native
 from ..energy import InferenceConfig, PCState, TargetFn, infer, weight_directions
 from ..models import Net
 from .base import Algorithm, Range, Tensor, bp_gradient, register
@@ -82,9 +83,22 @@ class ILProx(Algorithm):
     def target_fn(self, y: Tensor) -> TargetFn:
         return prox_target(y, self.lr, float(self.hp["eps"]))
 
+    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:
+        """:meth:`gradient` in one C++ call (and with ``lr`` the SGD step), or None where it cannot run."""
+        c, eps = self.inference_config(), float(self.hp["eps"])
+        return native.il_directions(net, x, target, ("prox", self.lr, eps), c.T, c.gamma_top, c.gamma_bot, negate=True, prox_eps=eps, lr=lr)
+
+    def fused_step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor] | None:
+        lr = self.plain_sgd_lr(net)  # optimiser "none": SGD with step 1
+        return None if lr is None else self.native_gradient(net, x, target, lr)
+
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
-        state = infer(net, x, self.target_fn(target), self.inference_config())
-        return [-d for d in il_prox_update(net, state, float(self.hp["eps"]))]
+        fast = self.native_gradient(net, x, target)
+        if fast is not None:  # the same update in one C++ call (a test checks the weights agree)
+            return fast
+        c, eps = self.inference_config(), float(self.hp["eps"])
+        state = infer(net, x, self.target_fn(target), c)
+        return [-d for d in il_prox_update(net, state, eps)]
 
 
 @register

@@ -1,0 +1,1 @@
+"""Side-by-side speed comparison with other libraries (``ilrepro bench --against pcx``)."""

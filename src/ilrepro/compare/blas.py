@@ -1,0 +1,62 @@
+"""Which BLAS kernel torch's matmul runs here, and how fast: for the bench's metadata (a GEMM far
+below the core's peak, e.g. MKL's generic path on a non-Intel CPU, shows up here first)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["blas_report", "mm_gflops"]
+
+_PROBE = "import torch; torch.set_num_threads(1); a = torch.rand(64, 256); w = torch.rand(256, 256); torch.mm(a, w.t())"
+
+
+def mm_gflops(m: int, k: int, n: int, transposed: bool = True, seconds: float = 0.3) -> float:
+    """GFLOP/s of ``torch.mm`` (m x k) @ (k x n), the weight as ``W.t()`` (a linear layer) or contiguous."""
+    a, w = torch.rand(m, k), torch.rand(n, k) if transposed else torch.rand(k, n)
+    b = w.t() if transposed else w
+    out = torch.empty(m, n)
+    for _ in range(5):
+        torch.mm(a, b, out=out)
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        torch.mm(a, b, out=out)
+        reps += 1
+    return 2.0 * m * k * n * reps / (time.perf_counter() - t0) / 1e9
+
+
+def blas_report() -> dict[str, Any]:
+    """torch's BLAS (from ``torch.__config__.show()``), the CPU vendor, MKL's own account of the code
+    path it dispatches to (``MKL_VERBOSE=1``), and bare ``torch.mm`` GFLOP/s on one thread."""
+    cfg = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=(\w+)", cfg)
+    mkl = re.search(r"Math Kernel Library Version ([^\n]+)", cfg)
+    vendor = ""
+    try:
+        vendor = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("vendor_id")), "")
+    except OSError:
+        pass
+    verbose = ""
+    try:
+        r = subprocess.run([sys.executable, "-c", _PROBE], env={**os.environ, "MKL_VERBOSE": "1"}, capture_output=True, text=True, timeout=120,
+                           check=False)
+        verbose = "\n".join(ln for ln in r.stdout.splitlines() if ln.startswith("MKL_VERBOSE"))[:600]
+    except (OSError, subprocess.SubprocessError) as err:
+        verbose = f"(probe failed: {err})"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rates = {f"{m}x{k}x{n}{'' if t else ' contiguous'}": mm_gflops(m, k, n, t)
+                 for m, k, n, t in ((1, 256, 256, True), (64, 256, 256, True), (64, 256, 256, False), (64, 784, 256, True), (1024, 1024, 1024, False))}
+    finally:
+        torch.set_num_threads(threads)
+    return {"blas": blas.group(1) if blas else "", "mkl": mkl.group(1).strip() if mkl else "", "cpu_vendor": vendor,
+            "mkl_verbose": verbose, "mm_gflops_1_thread": rates,
+            "dispatch_env": {k: v for k, v in os.environ.items() if k.startswith(("MKL_", "DNNL_", "ONEDNN_", "OMP_", "KMP_"))}}
