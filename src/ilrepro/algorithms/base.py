@@ -140,10 +140,16 @@ class Algorithm:
         the algorithm says otherwise (recurrent BP at the free equilibrium for EqProp)."""
         return bp_gradient(net, x, target)
 
-    def fused_step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor] | None:
-        """The gradient and a plain SGD step in one call (the native fast path, :mod:`ilrepro.native`),
-        returning the gradient; None where the algorithm has none (then ``step`` runs the two parts)."""
+    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:
+        """:meth:`gradient` in one C++ call (the native fast path, :mod:`ilrepro.native`) and, with
+        ``lr``, the plain SGD step too; None where the algorithm has none or it cannot run."""
         return None
+
+    def fused_step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor] | None:
+        """The gradient and a plain SGD step in one native call where the optimiser is plain SGD,
+        returning the gradient; None otherwise (then ``step`` runs the two parts)."""
+        lr = self.plain_sgd_lr(net)  # (optimiser "none" is SGD with step 1)
+        return None if lr is None else self.native_gradient(net, x, target, lr)
 
     def plain_sgd_lr(self, net: Net) -> float | None:
         """The step size when the optimiser is plain SGD (no momentum) on ``net``'s parameters, else None."""

@@ -14,13 +14,12 @@ class BPSGD(Algorithm):
     name = "bp_sgd"
     parameterisation = "post"
 
-    def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
-        fast = native.bp_gradient(net, x, target)  # one C++ call for a chain of linear layers
-        return bp_gradient(net, x, target) if fast is None else fast
+    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:
+        return native.bp_gradient(net, x, target, lr)  # one C++ call for a chain of linear layers
 
-    def fused_step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor] | None:
-        lr = self.plain_sgd_lr(net)
-        return None if lr is None else native.bp_gradient(net, x, target, lr)
+    def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+        fast = self.native_gradient(net, x, target)
+        return bp_gradient(net, x, target) if fast is None else fast
 
 
 @register

@@ -91,9 +91,6 @@ class PCNudge(Algorithm):
         dt, lam = float(self.hp["dt"]), float(self.hp["lam"])
         return native.il_directions(net, x, target, ("soft", lam, 0.0), int(self.hp["T"]), dt, dt, negate=True, divisor=lam, lr=lr, exact=True)
 
-    def fused_step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor] | None:
-        lr = self.plain_sgd_lr(net)
-        return None if lr is None else self.native_gradient(net, x, target, lr)
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         fast = self.native_gradient(net, x, target)

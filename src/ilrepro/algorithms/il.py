@@ -45,9 +45,6 @@ class ILSGD(Algorithm):
         return native.il_directions(net, x, target, self.native_target(), c.T, c.gamma_top, c.gamma_bot, negate=True, lr=lr,
                                      exact=self.native_target()[0] == "soft")
 
-    def fused_step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor] | None:
-        lr = self.plain_sgd_lr(net)
-        return None if lr is None else self.native_gradient(net, x, target, lr)
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         fast = self.native_gradient(net, x, target)

@@ -88,9 +88,6 @@ class ILProx(Algorithm):
         c, eps = self.inference_config(), float(self.hp["eps"])
         return native.il_directions(net, x, target, ("prox", self.lr, eps), c.T, c.gamma_top, c.gamma_bot, negate=True, prox_eps=eps, lr=lr)
 
-    def fused_step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor] | None:
-        lr = self.plain_sgd_lr(net)  # optimiser "none": SGD with step 1
-        return None if lr is None else self.native_gradient(net, x, target, lr)
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         fast = self.native_gradient(net, x, target)

@@ -174,6 +174,16 @@ def _codes(net: Net) -> tuple[list[int], list[int], int]:
     return hit[1], hit[2], hit[3]
 
 
+def _ready(net: Net, x: Tensor, y: Tensor) -> tuple[Any, list[Any]] | None:
+    """The built extension and the call's arguments, or None (said once) where the fast path cannot run."""
+    args, why = chain_args(net, x, y)
+    if why:
+        _say(why, logging.INFO if why.startswith("under vmap") else logging.WARNING)
+        return None
+    mod = load()
+    return None if mod is None else (mod, args)
+
+
 def il_directions(
     net: Net, x: Tensor, y: Tensor, target: tuple[str, float, float], T: int, gamma_top: float, gamma_bot: float,
     negate: bool = False, divisor: float | None = None, prox_eps: float | None = None, lr: float | None = None, exact: bool = False,
@@ -185,13 +195,10 @@ def il_directions(
     the reference). ``lr``: also take the plain SGD step p <- p - lr * (returned tensor), in place.
     ``exact``: the reference's GEMM layouts (its bits), for updates that amplify rounding (soft targets
     n y + (1 - n) p, where e_L cancels); else a faster layout, the same to float rounding."""
-    args, why = chain_args(net, x, y)
-    if why:
-        _say(why, logging.INFO if why.startswith("under vmap") else logging.WARNING)
+    ready = _ready(net, x, y)
+    if ready is None:
         return None
-    mod = load()
-    if mod is None:
-        return None
+    mod, args = ready
     kind, t1, t2 = target
     eps = math.nan if prox_eps is None else float(prox_eps)
     div = math.nan if divisor is None else float(divisor)
@@ -203,12 +210,9 @@ def il_directions(
 def bp_gradient(net: Net, x: Tensor, y: Tensor, lr: float | None = None) -> list[Tensor] | None:
     """dLoss/dtheta of the batch-mean loss (``algorithms.bp.bp_gradient``), or None where the fast path
     does not apply; ``lr``: also the plain SGD step, in place."""
-    args, why = chain_args(net, x, y)
-    if why:
-        _say(why, logging.INFO if why.startswith("under vmap") else logging.WARNING)
+    ready = _ready(net, x, y)
+    if ready is None:
         return None
-    mod = load()
-    if mod is None:
-        return None
+    mod, args = ready
     calls["bp_gradient"] += 1
     return mod.bp_gradient(*args, math.nan if lr is None else float(lr))

@@ -484,15 +484,22 @@ std::vector<Tensor> directions(Workspace& ws, const Tensor& x, int64_t L, int64_
   return out;
 }
 
+// workspace ``which`` (0: the inference loop, 1: backprop), (re)allocated when the shapes change, with the
+// clamped input as layer 0's presynaptic activity
+Workspace& prepared_workspace(int which, const Tensor& x, const std::vector<int64_t>& n, const Config& c) {
+  Workspace& ws = workspace(which);
+  if (!ws.fits(x.scalar_type(), x.size(0), n, c)) ws.allocate(x.scalar_type(), x.size(0), n, c);
+  ws.a[0] = x;
+  return ws;
+}
+
 template <typename T>
 std::vector<Tensor> il_impl(const std::vector<Tensor>& W, const std::vector<Tensor>& b, const Tensor& x, const Tensor& y, const Config& c,
                             int64_t T_steps, double gamma_top, double gamma_bot, bool negate, double divisor, double prox_eps, double lr,
                             bool exact) {
   const int64_t L = int64_t(W.size()), B = x.size(0);
   const auto n = sizes_of(W);
-  Workspace& ws = workspace(0);
-  if (!ws.fits(x.scalar_type(), B, n, c)) ws.allocate(x.scalar_type(), B, n, c);
-  ws.a[0] = x;  // the clamped input is layer 0's presynaptic activity
+  Workspace& ws = prepared_workspace(0, x, n, c);
   Chain<T> ch{W, b, c, ws, L, B};
   const bool tr = !exact && T_steps > 0;  // the loop's forward GEMMs from W^T copies
   ch.fused = tr && B == 1;
@@ -537,9 +544,7 @@ std::vector<Tensor> bp_impl(const std::vector<Tensor>& W, const std::vector<Tens
                             double lr) {
   const int64_t L = int64_t(W.size()), B = x.size(0);
   const auto n = sizes_of(W);
-  Workspace& ws = workspace(1);
-  if (!ws.fits(x.scalar_type(), B, n, c)) ws.allocate(x.scalar_type(), B, n, c);
-  ws.a[0] = x;  // the clamped input is layer 0's presynaptic activity
+  Workspace& ws = prepared_workspace(1, x, n, c);
   Chain<T> ch{W, b, c, ws, L, B};
   for (int64_t k = 1; k <= L; ++k) {
     ch.gemm_forward(k, k == 1 ? x : ws.a[k - 1]);
