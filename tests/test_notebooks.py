@@ -20,8 +20,6 @@ from ilrepro.train import metrics_columns
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 CONFIGS = sorted((REPO / "config").glob("*.yaml"))
-# Edited on another branch (issue 8); declare its requirements when that lands.
-UNDECLARED = {"performance"}
 # What papermill passes to every notebook (workflow/rules/common.smk::figure_params).
 INJECTED = {"figure", "experiments", "analyses", "tables", "summaries", "analysis_tables", "files", "out_pdf", "out_png"}
 
@@ -61,7 +59,7 @@ def test_notebook_is_parametrised_and_stored_without_outputs(path):
     assert INJECTED - {"files"} <= set(notebook_parameters(path)), f"{path.name}: declare the injected parameters"
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem not in UNDECLARED], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_declares_what_it_draws(path):
     req = notebook_requirements(path)
     assert req["draws"] and {"experiments", "analyses", "files"} & set(req)
@@ -73,8 +71,6 @@ def test_config_figure_fits_its_notebook(config, fig, fc):
     assert path.exists(), f"figures.{fig}.notebook: no {path.relative_to(REPO)}"
     unknown = set(fc.get("params", {})) - set(notebook_parameters(path))
     assert not unknown, f"figures.{fig}.params: {sorted(unknown)} are not parameters of {path.name}"
-    if path.stem in UNDECLARED:
-        return
     req = notebook_requirements(path, fc.get("params", {}))
     for kind in ("experiments", "analyses", "files"):
         listed = fc.get(kind, [])
