@@ -20,10 +20,12 @@ def _train(args: argparse.Namespace) -> int:
     if args.threads:
         spec["threads"] = args.threads
     meta = run_and_save(spec, args.metrics, args.meta)
-    how = "vectorised" if meta["vectorised"] else "one by one"
+    how = "stacked" if meta["vectorised"] else "one by one"
     for r in meta["runs"]:
-        print(f"run {spec.get('experiment')}/{spec.get('algo')}/lr{spec.get('lr')}/seed{r['seed']}: {r['status']} ({r['updates_done']} updates)")
-    print(f"{meta['members']} seed(s) trained {how}: {meta['updates_per_s']:.0f} model-updates/s")
+        print(f"run {spec.get('experiment')}/{spec.get('algo')}/lr{r['lr']:g}/seed{r['seed']}: {r['status']} ({r['updates_done']} updates)")
+    graph = f", CUDA graph {meta['cuda_graph']}" if meta["device"].startswith("cuda") else ""
+    print(f"{meta['members']} member(s) (learning rates x seeds) trained {how} on {meta['device']}{graph}: "
+          f"{meta['updates_per_s']:.0f} model-updates/s")
     return 0
 
 
@@ -145,12 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ilrepro", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    t = sub.add_parser("train", help="train one run from its JSON spec")
+    t = sub.add_parser("train", help="train one job (every learning rate x seed of an algorithm entry) from its JSON spec")
     g = t.add_mutually_exclusive_group(required=True)
-    g.add_argument("--spec", help="the run spec as a JSON string")
-    g.add_argument("--spec-file", help="a file holding the run spec as JSON")
-    t.add_argument("--metrics", required=True, help="output metrics table (parquet)")
-    t.add_argument("--meta", required=True, help="output run metadata (JSON)")
+    g.add_argument("--spec", help="the job spec as a JSON string")
+    g.add_argument("--spec-file", help="a file holding the job spec as JSON")
+    t.add_argument("--metrics", nargs="+", required=True, help="output metrics tables (parquet), one per learning rate, in the spec's order")
+    t.add_argument("--meta", nargs="+", required=True, help="output run metadata (JSON), one per learning rate, in the spec's order")
     t.add_argument("--threads", type=int, default=0, help="torch threads (default: the spec's, else 1)")
     t.set_defaults(func=_train)
 
