@@ -82,7 +82,7 @@ def test_training_performance_reads_meta_and_snakemake_benchmark(tmp_path):
             "model": {"type": "mlp"}, "batch_size": 1}
     (run / "meta.json").write_text(json.dumps({"spec": spec, "status": "ok", "updates_done": 100, "wall_s": 2.0,
                                                "updates_per_s": 80.0, "hardware": "cpu", "vectorised": True}))
-    tsv = tmp_path / "results" / "benchmarks" / "train" / "e2" / "il" / "lr0.1.tsv"
+    tsv = tmp_path / "results" / "benchmarks" / "train" / "e2" / "il.tsv"  # the job of the entry: every rate
     tsv.parent.mkdir(parents=True)
     tsv.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
                    "3.5\t0:00:03\t210.5\t900\t200\t205\t0\t1\t90\t3.1\n")

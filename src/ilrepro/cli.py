@@ -110,7 +110,7 @@ def _plan(args: argparse.Namespace) -> int:
             print(figure_sources(config, fig))
         except KeyError as err:
             raise SystemExit(f"ilrepro plan: {err.args[0]}") from None
-    jobs, summary = plan_summary(config, args.everything, args.figure or None)
+    jobs, summary = plan_summary(config, args.everything, args.figure or None, args.device)
     if args.jobs:
         jobs.to_csv(args.jobs, index=False)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--jobs", help="also write one row per job to this CSV file")
     pl.add_argument("--everything", action="store_true", help="also experiments and analyses that no figure uses")
     pl.add_argument("--figure", nargs="*", default=[], help="only what these figures need (and say what each is drawn from)")
+    pl.add_argument("--device", choices=["cpu", "cuda"], help="plan every training job on this device instead of its config's")
     pl.add_argument("--calibrate", choices=["cpu", "cuda"], help="measure this machine's speed constants instead")
     pl.set_defaults(func=_plan)
 

@@ -8,7 +8,11 @@ The run-time model counts work, not wall-clock guesses: a training is ``updates`
 inference loop of T steps: a forward and a vector-Jacobian product per step plus the weight update,
 2 (T + 1) + 2), and ``updates / eval_every`` evaluations, each a forward pass over the whole test set.
 A pass costs a per-layer overhead (Python and kernel launches, which dominate at batch size 1) plus its
-FLOPs (counted once per model with torch's FlopCounterMode) at a sustained rate. The constants were
+FLOPs (counted once per model with torch's FlopCounterMode) at a sustained rate. A job trains every
+learning rate x seed of an algorithm entry (its members): one by one, each member pays the whole cost;
+stacked (:func:`ilrepro.train.stack_members` decides, on the planned device), the members share one
+step's overhead, :data:`STACK_OVERHEAD` times a plain step's, and each adds its FLOPs; on CUDA the
+evaluation is batched across members too. The constants were
 measured on one CPU core and on an H100 (:data:`COSTS`; ``ilrepro plan --calibrate cpu|cuda`` measures
 them on yours); the request is the estimate times :data:`SAFETY`, at least :data:`MIN_RUNTIME_MIN`,
 doubled on each retry.
@@ -31,6 +35,7 @@ from .algorithms import ALGORITHMS, make_algorithm
 from .data import SIZES, DataSize
 from .models import build_model
 from .runtime import seeds_of
+from .train import stack_members
 
 __all__ = [
     "Costs",
@@ -40,6 +45,7 @@ __all__ = [
     "model_cost",
     "passes_per_update",
     "estimate_seconds",
+    "members_of",
     "train_resources",
     "analysis_resources",
     "calibrate",
@@ -65,6 +71,10 @@ COSTS: dict[str, Costs] = {
     "cpu": Costs(pass_overhead_s=6e-5, flops_per_s=2e10, eval_flops_per_s=3e10, startup_s=60.0),
     "cuda": Costs(pass_overhead_s=1e-4, flops_per_s=1.6e12, eval_flops_per_s=3e13, startup_s=120.0),
 }
+# A stacked step's per-layer overhead over a plain one's: fitted to the CPU measurements of
+# ilrepro.train (digits MLP, B=1: step(M) = a + b M with a = 3.5x a plain BP-SGD step, 2.3x a plain IL-SGD
+# step). CUDA: not re-measured (no GPU was lent when it was set); the CUDA graph should make it smaller.
+STACK_OVERHEAD = 3.0
 SAFETY = 2.0  # requested run time = SAFETY x estimate (a slower node, a busy file system)
 MIN_RUNTIME_MIN = 5
 MEM_BASE_MB = 1024  # the interpreter, torch and the libraries
@@ -144,21 +154,42 @@ def passes_per_update(algorithm: str, hparams: dict[str, Any] | None = None, dep
     return 3
 
 
+def members_of(spec: dict[str, Any]) -> int:
+    """The models a training job trains: learning rates (``lrs``, else one) x seeds."""
+    return len(spec.get("lrs", [None])) * len(seeds_of(spec))
+
+
+def _stacked(spec: dict[str, Any], m: ModelCost) -> bool:
+    cls = ALGORITHMS.get(spec["algorithm"])
+    if cls is None or not cls.vectorisable or members_of(spec) < 2:
+        return False
+    how = spec.get("stack", spec.get("vectorise", "auto"))
+    return stack_members(how, members_of(spec), int(spec["batch_size"]), m.n_params, torch.device(_device_kind(spec.get("device", "cpu"))))
+
+
 def estimate_seconds(spec: dict[str, Any]) -> float:
-    """Expected wall time of the training ``spec`` (a :func:`ilrepro.experiments.run_spec`): its seeds
-    counted one by one (an upper bound: vectorised seeds share the per-operation overhead)."""
-    n_seeds = len(seeds_of(spec))
-    c = COSTS[_device_kind(spec.get("device", "cpu"))]
+    """Expected wall time of the training ``spec`` (a :func:`ilrepro.experiments.job_spec` or
+    :func:`~ilrepro.experiments.run_spec`): every member one by one, or stacked (see the module)."""
+    n = members_of(spec)
+    kind = _device_kind(spec.get("device", "cpu"))
+    c = COSTS[kind]
     m = model_cost(spec["model"], spec["dataset"], spec["algorithm"])
     ds = _data_size(spec["dataset"])
     updates, batch = int(spec["updates"]), int(spec["batch_size"])
-    per_pass = m.n_layers * c.pass_overhead_s + m.flops * batch / c.flops_per_s
+    stacked = _stacked(spec, m)
+    overhead = m.n_layers * c.pass_overhead_s
+    flops = m.flops * batch / c.flops_per_s
+    per_pass = STACK_OVERHEAD * overhead + n * flops if stacked else overhead + flops  # stacked: all members
     per_update = passes_per_update(spec["algorithm"], spec.get("hparams"), m.n_layers) * per_pass
-    if spec.get("track_bp_cosine"):
-        per_update += 3 * per_pass / max(1, int(spec["eval_every"]))
+    if spec.get("track_bp_cosine"):  # the reference gradient: member by member
+        per_update += 3 * (n if stacked else 1) * (overhead + flops) / max(1, int(spec["eval_every"]))
     n_evals = updates // int(spec["eval_every"]) + 2
-    per_eval = ds.n_test * m.flops / c.eval_flops_per_s + m.n_layers * c.pass_overhead_s
-    return c.startup_s + n_seeds * (updates * per_update + n_evals * per_eval)
+    eval_flops = ds.n_test * m.flops / c.eval_flops_per_s
+    if stacked and kind == "cuda":  # batched across members
+        per_eval = n * eval_flops + STACK_OVERHEAD * overhead
+    else:
+        per_eval = n * (eval_flops + overhead)
+    return c.startup_s + (1 if stacked else n) * updates * per_update + n_evals * per_eval
 
 
 def train_resources(spec: dict[str, Any], attempt: int = 1) -> Resources:
@@ -171,7 +202,7 @@ def train_resources(spec: dict[str, Any], attempt: int = 1) -> Resources:
     nbytes = 8 if spec.get("dtype") == "float64" else 4
     n_pixels = math.prod(ds.image_shape)
     data_mb = 3 * (ds.n_train + ds.n_test) * n_pixels * nbytes / 2**20  # raw, converted and rescaled copies
-    params_mb = 8 * len(seeds_of(spec)) * m.n_params * nbytes / 2**20  # weights, gradients, optimiser state, clones
+    params_mb = 8 * members_of(spec) * m.n_params * nbytes / 2**20  # weights, gradients, optimiser state, clones
     # host memory: on a GPU the evaluation's activations live on the device; the CUDA context does not
     eval_mb = 0.0 if on_gpu else 3 * min(ds.n_test, 10_000) * m.activations * nbytes / 2**20
     mem = MEM_BASE_MB + (2048 if on_gpu else 0) + data_mb + params_mb + eval_mb

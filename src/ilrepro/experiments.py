@@ -60,11 +60,6 @@ class Job:
         """``metrics.parquet`` or ``meta.json`` of each of its runs, in the order of :attr:`lrs`."""
         return [r.file(name) for r in self.runs]
 
-    @property
-    def label(self) -> str:
-        """``<exp>/<algo>``: its log's and benchmark record's name."""
-        return f"{self.experiment}/{self.algo}"
-
 
 def jobs(config: dict[str, Any], experiment: str | None = None) -> list[Job]:
     """Every training job of the config (or of one experiment), in the order of :func:`runs`."""
@@ -79,14 +74,7 @@ def jobs(config: dict[str, Any], experiment: str | None = None) -> list[Job]:
 
 def runs(config: dict[str, Any], experiment: str | None = None) -> list[Run]:
     """Every run of the config (or of one experiment), in a stable order."""
-    out: list[Run] = []
-    for name, exp in config["experiments"].items():
-        if experiment is not None and name != experiment:
-            continue
-        for label, entry in exp["algorithms"].items():
-            for lr in entry["lr"]:
-                out.append(Run(name, label, lr_label(lr), tuple(int(s) for s in exp["seeds"])))
-    return out
+    return [r for j in jobs(config, experiment) for r in j.runs]
 
 
 def analysis_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
