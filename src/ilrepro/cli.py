@@ -133,6 +133,22 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_bench(args: argparse.Namespace) -> int:
+    from .bench import sweep_bench
+    from .io import atomic_write_csv, atomic_write_json
+
+    cfg = json.loads(args.config) if args.config else {}
+    table, meta = sweep_bench(cfg)
+    out = Path(args.out_dir)
+    atomic_write_csv(table, out / "sweep_bench.csv")
+    atomic_write_json({**meta, "rows": table.to_dict(orient="records")}, out / "sweep_bench.json")
+    cols = ["algorithm", "members", "cuda_graph", "train_updates_per_s", "loop_updates_per_s", "step_ms", "setup_s", "minutes_per_sweep"]
+    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if "calibrated" in meta:
+        print(f"paper plan, every training on a GPU: {meta['calibrated']['plan_gpu_hours']:.1f} GPU-hours, {meta['calibrated']['plan_jobs']} jobs")
+    return 0
+
+
 def _performance(args: argparse.Namespace) -> int:
     from .bench import training_performance
     from .io import atomic_write_csv
@@ -204,6 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--device", choices=["cpu", "cuda"], help="plan every training job on this device instead of its config's")
     pl.add_argument("--calibrate", choices=["cpu", "cuda"], help="measure this machine's speed constants instead")
     pl.set_defaults(func=_plan)
+
+    sw = sub.add_parser("sweep-bench", help="time one stacked job per algorithm of a learning-rate sweep (E1 CIFAR-10 by default) on random data")
+    sw.add_argument("--config", default="", help="settings as a JSON object (see ilrepro.bench.SWEEP_DEFAULTS), e.g. '{\"device\": \"cpu\", \"updates\": 20}'")
+    sw.add_argument("--out-dir", required=True, help="writes sweep_bench.csv and sweep_bench.json here")
+    sw.set_defaults(func=_sweep_bench)
 
     b = sub.add_parser("bench", help="time every algorithm on the benchmark models (updates per second)")
     b.add_argument("--config", default="", help="bench settings as a JSON object (see ilrepro.bench.DEFAULTS)")

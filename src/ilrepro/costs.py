@@ -20,13 +20,14 @@ doubled on each retry.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -49,6 +50,7 @@ __all__ = [
     "train_resources",
     "analysis_resources",
     "calibrate",
+    "using",
 ]
 
 
@@ -258,3 +260,18 @@ def calibrate(device: str = "cpu", threads: int = 1) -> Costs:
 def _sync(dev: torch.device) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
+
+
+@contextlib.contextmanager
+def using(device: str, measured: Costs, stack_overhead: float | None = None) -> Iterator[None]:
+    """Inside, plan with ``measured`` constants for ``device`` (and a measured :data:`STACK_OVERHEAD`):
+    what the stacked-sweep benchmark (:func:`ilrepro.bench.sweep_bench`) calibrates the plan with."""
+    global STACK_OVERHEAD
+    saved, saved_so = COSTS[device], STACK_OVERHEAD
+    COSTS[device] = measured
+    if stack_overhead is not None:
+        STACK_OVERHEAD = stack_overhead
+    try:
+        yield
+    finally:
+        COSTS[device], STACK_OVERHEAD = saved, saved_so
