@@ -160,7 +160,7 @@ class CudaGraphStep:
                 run()
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+        with torch.cuda.graph(self.graph), _CaptureSafeConstants():
             self.grads = run()
         with torch.no_grad():
             for p, s in zip(ens.stacked.params, saved, strict=True):
@@ -178,6 +178,20 @@ class CudaGraphStep:
         self.idx.copy_(self.idx_host, non_blocking=True)
         self.graph.replay()
         return self.grads
+
+
+class _CaptureSafeConstants(torch.overrides.TorchFunctionMode):
+    """While a graph is captured: ``torch.tensor(<a Python number>, device=<cuda>)`` -- a host-to-device
+    copy that synchronises, illegal during capture (pytorch/pytorch#168991) -- becomes ``torch.full``, a
+    fill kernel of the same value (the same float: both convert the number to the dtype). The inference
+    loop's step sizes (energy.py) and IL-prox's constants are made that way on every call."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204 - torch's protocol
+        kwargs = kwargs or {}
+        device = kwargs.get("device")
+        if func is torch.tensor and len(args) == 1 and isinstance(args[0], (int, float)) and device is not None and torch.device(device).type == "cuda":
+            return torch.full((), args[0], dtype=kwargs.get("dtype"), device=device)
+        return func(*args, **kwargs)
 
 
 def _reset_optimiser(ens: Ensemble) -> None:
