@@ -73,12 +73,14 @@ def _finite(net: Net) -> bool:
 #   digits MLP 64-64-64-10, B=64:  BP-SGD 0.44 / 1.09 / 1.5 / 2.3   IL-SGD 0.84 / 0.91 / 1.2 / 1.4  IL-prox 1.2 / 0.96 / 1.4 / 1.2
 #   MLP 784-256-256-10, B=1:       BP-SGD 0.66 / 1.3 / 1.5 / 1.8    IL-SGD 0.84 / 1.01 / 1.1 / 1.5  IL-prox 0.79 / 1.2 / 1.4 / 1.5
 #   MLP 784-256-256-10, B=64:      BP-SGD 0.85 / 1.4 / 1.2 / 1.2    IL-SGD 0.74 / 0.87 / 1.1 / 0.82 IL-prox 0.82 / 1.0 / 1.0 / 0.90
-#   MLP 3072-1024-1024-1024-10, B=1, 6 members: see STACK_MAX_WORK
+#   MLP 3072-1024-1024-1024-10, B=1, 6 members: BP-SGD 0.72, IL-SGD 0.86 (memory-bound: no gain)
+# (workflow/scripts/stacking_cpu_measure.py measures them again)
 # Two members always lose (one vmapped step costs about 2-3 plain ones); from 6 on, stacking gains where
 # a step is bound by per-operation overhead (small models, or batch 1), and is even at best where it is
 # bound by arithmetic or memory (784-256-256-10 at B=64: 17M weight x example products per pass).
-# The rule: stack from STACK_MIN_MEMBERS members when batch_size x weights <= STACK_MAX_WORK. On CUDA
-# (launch-bound at these sizes): always.
+# The rule: stack from STACK_MIN_MEMBERS members when batch_size x weights <= STACK_MAX_WORK: the digits
+# MLP (8.8k weights) up to B=450, 784-256-256-10 (269k) up to B=14, the CIFAR-10 MLP (5.3M) never. On
+# CUDA (launch-bound at these sizes): always.
 STACK_MIN_MEMBERS = 6
 STACK_MAX_WORK = 4_000_000
 
