@@ -129,7 +129,7 @@ def test_plan_of_one_figure_names_what_it_is_drawn_from_and_only_its_jobs(capsys
 
 def test_plan_with_measured_constants_then_restored():
     before = costs.estimate_seconds(spec())
-    fast = costs.Costs(pass_overhead_s=1e-6, flops_per_s=1e13, eval_flops_per_s=1e14, startup_s=1.0)
-    with costs.using("cpu", fast, stack_overhead=1.0):
-        assert costs.estimate_seconds(spec()) < before / 10 and costs.STACK_OVERHEAD == 1.0
-    assert costs.estimate_seconds(spec()) == before and costs.STACK_OVERHEAD == 3.0
+    fast = costs.Costs(pass_overhead_s=1e-6, flops_per_s=1e13, eval_flops_per_s=1e14, startup_s=1.0, stack_overhead=1.0)
+    with costs.using("cpu", fast):
+        assert costs.estimate_seconds(spec()) < before / 10 and costs.COSTS["cpu"].stack_overhead == 1.0
+    assert costs.estimate_seconds(spec()) == before and costs.COSTS["cpu"].stack_overhead == 3.0

@@ -302,15 +302,15 @@ def sweep_bench(cfg: dict[str, Any] | None = None, log: Any = print) -> tuple[pd
         measured = costs.calibrate("cuda", int(c["threads"]))
         m = costs.model_cost(exp["model"], exp["dataset"])
         fitted = []
+        # every row, the eager one too: the plan's jobs with Adam run the eager stacked step (the larger)
         for r in rows:
-            if r["cuda_graph"] != "captured" and any(x["algorithm"] == r["algorithm"] and x["cuda_graph"] == "captured" for x in rows):
-                continue
             spec = job_spec(config, c["experiment"], r["algorithm"])
             passes = costs.passes_per_update(r["algorithm"], spec.get("hparams"), m.n_layers)
             flops = r["members"] * m.flops * int(exp["batch_size"]) / measured.flops_per_s
             fitted.append((r["step_ms"] / 1e3 / passes - flops) / (m.n_layers * measured.pass_overhead_s))
-        stack_overhead = max(0.1, max(fitted)) if fitted else None
-        with costs.using("cuda", measured, stack_overhead):
+        stack_overhead = max(0.1, max(fitted)) if fitted else measured.stack_overhead
+        measured = dataclasses.replace(measured, stack_overhead=stack_overhead)
+        with costs.using("cuda", measured):
             _, summary = plan_summary(config, device="cuda")
         total = summary[summary["rule"] == "TOTAL"].iloc[0]
         meta["calibrated"] = {"costs": dataclasses.asdict(measured), "stack_overhead": stack_overhead,

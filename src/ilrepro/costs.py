@@ -11,7 +11,7 @@ A pass costs a per-layer overhead (Python and kernel launches, which dominate at
 FLOPs (counted once per model with torch's FlopCounterMode) at a sustained rate. A job trains every
 learning rate x seed of an algorithm entry (its members): one by one, each member pays the whole cost;
 stacked (:func:`ilrepro.train.stack_members` decides, on the planned device), the members share one
-step's overhead, :data:`STACK_OVERHEAD` times a plain step's, and each adds its FLOPs; on CUDA the
+step's overhead, ``Costs.stack_overhead`` times a plain step's, and each adds its FLOPs; on CUDA the
 evaluation is batched across members too. The constants were
 measured on one CPU core and on an H100 (:data:`COSTS`; ``ilrepro plan --calibrate cpu|cuda`` measures
 them on yours); the request is the estimate times :data:`SAFETY`, at least :data:`MIN_RUNTIME_MIN`,
@@ -62,6 +62,10 @@ class Costs:
     flops_per_s: float  # sustained rate of the training passes
     eval_flops_per_s: float  # sustained rate of the (large-batch) evaluation
     startup_s: float  # interpreter, torch, data set
+    # a stacked step's per-layer overhead over a plain one's. CPU: fitted to the measurements in
+    # ilrepro.train (digits MLP, B=1: step(M) = a + b M with a = 3.5x a plain BP-SGD step, 2.3x a plain
+    # IL-SGD step). CUDA: not measured (no GPU was lent); `ilrepro sweep-bench` fits it on one.
+    stack_overhead: float = 3.0
 
 
 COSTS: dict[str, Costs] = {
@@ -71,12 +75,10 @@ COSTS: dict[str, Costs] = {
     # these batches; the training rate is from batch 16, larger batches run faster than planned). On
     # both, the model overestimates a measured IL-SGD update (784-256-256-10, B=1) by 1.7-2x.
     "cpu": Costs(pass_overhead_s=6e-5, flops_per_s=2e10, eval_flops_per_s=3e10, startup_s=60.0),
+    # CUDA: not re-measured for stacked jobs or the CUDA graph (no GPU lent to issue 17's session):
+    # `ilrepro sweep-bench` on a GPU measures them and prints the plan calibrated with them
     "cuda": Costs(pass_overhead_s=1e-4, flops_per_s=1.6e12, eval_flops_per_s=3e13, startup_s=120.0),
 }
-# A stacked step's per-layer overhead over a plain one's: fitted to the CPU measurements of
-# ilrepro.train (digits MLP, B=1: step(M) = a + b M with a = 3.5x a plain BP-SGD step, 2.3x a plain IL-SGD
-# step). CUDA: not re-measured (no GPU was lent when it was set); the CUDA graph should make it smaller.
-STACK_OVERHEAD = 3.0
 SAFETY = 2.0  # requested run time = SAFETY x estimate (a slower node, a busy file system)
 MIN_RUNTIME_MIN = 5
 MEM_BASE_MB = 1024  # the interpreter, torch and the libraries
@@ -181,14 +183,14 @@ def estimate_seconds(spec: dict[str, Any]) -> float:
     stacked = _stacked(spec, m)
     overhead = m.n_layers * c.pass_overhead_s
     flops = m.flops * batch / c.flops_per_s
-    per_pass = STACK_OVERHEAD * overhead + n * flops if stacked else overhead + flops  # stacked: all members
+    per_pass = c.stack_overhead * overhead + n * flops if stacked else overhead + flops  # stacked: all members
     per_update = passes_per_update(spec["algorithm"], spec.get("hparams"), m.n_layers) * per_pass
     if spec.get("track_bp_cosine"):  # the reference gradient: member by member
         per_update += 3 * (n if stacked else 1) * (overhead + flops) / max(1, int(spec["eval_every"]))
     n_evals = updates // int(spec["eval_every"]) + 2
     eval_flops = ds.n_test * m.flops / c.eval_flops_per_s
     if stacked and kind == "cuda":  # batched across members
-        per_eval = n * eval_flops + STACK_OVERHEAD * overhead
+        per_eval = n * eval_flops + c.stack_overhead * overhead
     else:
         per_eval = n * (eval_flops + overhead)
     return c.startup_s + (1 if stacked else n) * updates * per_update + n_evals * per_eval
@@ -254,7 +256,8 @@ def calibrate(device: str = "cpu", threads: int = 1) -> Costs:
         net.logits(x)
         _sync(dev)
     eval_rate = 10_000 * m_big.flops / (time.perf_counter() - t0)
-    return Costs(overhead, rate, eval_rate, COSTS[_device_kind(device)].startup_s)
+    known = COSTS[_device_kind(device)]
+    return Costs(overhead, rate, eval_rate, known.startup_s, known.stack_overhead)
 
 
 def _sync(dev: torch.device) -> None:
@@ -263,15 +266,12 @@ def _sync(dev: torch.device) -> None:
 
 
 @contextlib.contextmanager
-def using(device: str, measured: Costs, stack_overhead: float | None = None) -> Iterator[None]:
-    """Inside, plan with ``measured`` constants for ``device`` (and a measured :data:`STACK_OVERHEAD`):
-    what the stacked-sweep benchmark (:func:`ilrepro.bench.sweep_bench`) calibrates the plan with."""
-    global STACK_OVERHEAD
-    saved, saved_so = COSTS[device], STACK_OVERHEAD
+def using(device: str, measured: Costs) -> Iterator[None]:
+    """Inside, plan with ``measured`` constants for ``device``: what the stacked-sweep benchmark
+    (:func:`ilrepro.bench.sweep_bench`) calibrates the plan with."""
+    saved = COSTS[device]
     COSTS[device] = measured
-    if stack_overhead is not None:
-        STACK_OVERHEAD = stack_overhead
     try:
         yield
     finally:
-        COSTS[device], STACK_OVERHEAD = saved, saved_so
+        COSTS[device] = saved
