@@ -189,3 +189,15 @@ def test_autodiff_gives_the_same_products_in_and_out_of_vmap():
     for k in range(3):
         for got, want in zip((b[k] for b in batched), one(w[k], x[k], c[k])):
             torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("model", [MLP, {"type": "autoencoder", "hidden": [16, 8, 16]}], ids=["mlp", "autoencoder"])
+def test_batched_evaluation_equals_member_by_member(model):
+    # the CUDA path's evaluation (every member in one vmapped pass), forced on a CPU
+    spec = {**_spec("il_sgd", model, {"T": 3}), "lrs": [0.01, 0.1], "seeds": [0, 1], "stack": True, "updates": 8, "eval_every": 4}
+    spec.pop("lr")
+    batched, mb = train({**spec, "batched_eval": True})
+    single, ms = train({**spec, "batched_eval": False})
+    assert mb["batched_eval"] and not ms["batched_eval"]
+    for col in [c for c in ("test_acc", "test_loss", "test_ce") if c in single]:
+        np.testing.assert_allclose(batched[col], single[col], rtol=1e-5, atol=1e-7, err_msg=col)

@@ -173,7 +173,9 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
     track_path = bool(spec.get("track_path_length", False))  # sum of ||dtheta|| over every update
     batches = [_Batches(len(data.train_y), bsz, s) for _, s in members]
     graph, graph_status = _cuda_graph(ens, data, bsz, spec)
-    batched_eval = ens.vectorised and device.type == "cuda"
+    # evaluation batched across members: on CUDA (``batched_eval: auto``), or where the spec says true
+    want_batched = spec.get("batched_eval", "auto")
+    batched_eval = ens.vectorised and (device.type == "cuda" if want_batched == "auto" else bool(want_batched))
 
     def evaluate_members(ks: list[int]) -> dict[int, dict[str, float]]:
         if batched_eval:
