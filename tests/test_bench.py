@@ -82,7 +82,7 @@ def test_training_performance_reads_meta_and_snakemake_benchmark(tmp_path):
             "model": {"type": "mlp"}, "batch_size": 1}
     (run / "meta.json").write_text(json.dumps({"spec": spec, "status": "ok", "updates_done": 100, "wall_s": 2.0,
                                                "updates_per_s": 80.0, "hardware": "cpu", "vectorised": True}))
-    tsv = tmp_path / "results" / "benchmarks" / "train" / "e2" / "il" / "lr0.1.tsv"
+    tsv = tmp_path / "results" / "benchmarks" / "train" / "e2" / "il.tsv"  # the job of the entry: every rate
     tsv.parent.mkdir(parents=True)
     tsv.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
                    "3.5\t0:00:03\t210.5\t900\t200\t205\t0\t1\t90\t3.1\n")
@@ -95,3 +95,15 @@ def test_training_performance_reads_meta_and_snakemake_benchmark(tmp_path):
     assert (first["seeds"], first["vectorised"]) == (2, True)
     assert (first["job_s"], first["cpu_s"], first["max_rss_mb"]) == (3.5, 3.1, 210.5)
     assert pd.isna(t.iloc[1]["job_s"])  # no benchmark file: recorded as missing, not an error
+
+
+def test_sweep_bench_times_one_stacked_job_per_algorithm(tmp_path):
+    # the GPU benchmark of issue 17, run small on a CPU: one job per algorithm entry, every rate x seed
+    assert main(["sweep-bench", "--out-dir", str(tmp_path), "--config", json.dumps(
+        {"configfile": "config/tiny.yaml", "experiment": "alonso_e2_digits", "algorithms": ["il_sgd"], "updates": 3,
+         "device": "cpu", "eager_too": []})]) == 0
+    table = pd.read_csv(tmp_path / "sweep_bench.csv")
+    row = table.iloc[0]
+    assert (row["algorithm"], row["members"], row["updates"]) == ("il_sgd", 4, 3)
+    assert row["train_updates_per_s"] > 0 and row["minutes_per_sweep"] > 0
+    assert "calibrated" not in json.loads((tmp_path / "sweep_bench.json").read_text())  # GPU only

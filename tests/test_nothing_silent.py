@@ -257,7 +257,7 @@ def test_7_every_evaluation_of_a_training_prints_one_progress_line(capsys):
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("train e/il/lr0.05")]
     assert len(lines) == 3
     assert lines[0].startswith("train e/il/lr0.05: update 10/30 (33 %), ") and "elapsed, ETA" in lines[0]
-    assert "test_acc 0." in lines[-1] and "seeds 2, diverged 0" in lines[-1]
+    assert "test_acc 0." in lines[-1] and "members 2, diverged 0" in lines[-1]
 
 
 def test_7_an_analysis_job_prints_progress_lines(capsys):

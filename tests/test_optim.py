@@ -35,3 +35,37 @@ def test_bit_identical_to_torch_optim(ours, theirs, dtype):
     for x, y in zip(a, b):
         assert torch.equal(x, y)
     assert not torch.equal(a[0], _run(ours, steps=0, dtype=dtype)[0])  # it moved
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda ps, lr: SGD(ps, lr), lambda ps, lr: SGD(ps, lr, momentum=0.9), lambda ps, lr: Adam(ps, lr)],
+    ids=["sgd", "sgd-momentum", "adam"],
+)
+def test_per_member_learning_rates_equal_each_member_alone(make):
+    # members stacked along the leading dimension, each with its own rate (two share one): bit for bit
+    # the member trained alone with its rate
+    rates = [0.1, 0.1, 0.02, 3.0]
+    g = torch.Generator().manual_seed(1)
+    init = [torch.randn(4, 7, 5, generator=g), torch.randn(4, 5, generator=g)]
+    grads = [[torch.randn(p.shape, generator=g) for p in init] for _ in range(10)]
+    stacked = [p.clone() for p in init]
+    opt = make(stacked, rates)
+    for gs in grads:
+        for p, gk in zip(stacked, gs):
+            p.grad = gk
+        opt.step()
+    for k, lr in enumerate(rates):
+        alone = [p[k].clone() for p in init]
+        opt_k = make(alone, lr)
+        for gs in grads:
+            for p, gk in zip(alone, gs):
+                p.grad = gk[k]
+            opt_k.step()
+        for x, y in zip(stacked, alone):
+            assert torch.equal(x[k], y), k
+
+
+def test_per_member_rates_need_a_stacked_dimension_of_their_number():
+    with pytest.raises(ValueError, match="leading dimension"):
+        SGD([torch.zeros(3, 2)], [0.1, 0.2])

@@ -11,7 +11,7 @@ import pytest
 from ilrepro import costs, plan
 from ilrepro.cli import main
 from ilrepro.config import load_merged_config
-from ilrepro.experiments import run_spec, runs
+from ilrepro.experiments import job_spec, jobs, runs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,8 +44,18 @@ def test_run_time_grows_with_the_work():
     assert costs.estimate_seconds(spec(algorithm="il_sgd", eval_every=50_000)) - start > 5 * (train_only - start)
     assert costs.estimate_seconds(spec(dataset="cifar10", model={"type": "mlp", "hidden": [1024] * 3})) > 2 * base
     assert costs.estimate_seconds(spec(batch_size=64)) > base
-    # a job's seeds are counted one by one (an upper bound for vectorised seeds)
+    # a job's members (rates x seeds) one by one: each pays the whole cost
     assert costs.estimate_seconds(spec(seeds=[0, 1, 2])) - start == pytest.approx(3 * (base - start))
+    assert costs.estimate_seconds(spec(seeds=[0, 1, 2], lrs=[0.1, 1.0], stack=False)) - start == pytest.approx(6 * (base - start))
+    # stacked, they share a step's overhead: less than one by one where overhead dominates (B=1)
+    small = spec(dataset="digits", model={"type": "cnn", "channels": [4], "kernels": [3]}, algorithm="il_sgd")  # no native path
+    one_by_one = costs.estimate_seconds({**small, "seeds": [0, 1, 2], "lrs": [0.1, 1.0], "stack": False})
+    assert costs.estimate_seconds({**small, "seeds": [0, 1, 2], "lrs": [0.1, 1.0]}) < 0.6 * one_by_one  # auto: stacked
+    assert costs.members_of(spec(seeds=[0, 1, 2], lrs=[0.1, 1.0])) == 6
+    # where the native path serves each member alone (an MLP), auto plans them one by one
+    mlp = spec(dataset="digits", model={"type": "mlp", "hidden": [64, 64]}, algorithm="il_sgd")
+    assert costs.estimate_seconds({**mlp, "seeds": [0, 1, 2], "lrs": [0.1, 1.0]}) == costs.estimate_seconds(
+        {**mlp, "seeds": [0, 1, 2], "lrs": [0.1, 1.0], "stack": False})
 
 
 def test_a_retry_gets_double_the_time_and_cuda_gets_a_gpu():
@@ -61,10 +71,11 @@ def test_a_retry_gets_double_the_time_and_cuda_gets_a_gpu():
 
 def test_plan_table_sums_the_requests():
     config = load_merged_config([REPO / "config/tiny.yaml"], base=REPO / "config/config.yaml")
-    jobs, summary = plan.plan_summary(config)
-    assert len(jobs) == len(runs(config)) == 3
+    table, summary = plan.plan_summary(config)
+    assert len(table) == len(jobs(config)) == 2 and len(runs(config)) == 3  # one job per algorithm entry
+    assert table["members"].tolist() == [2, 4]
     total = summary[summary["rule"] == "TOTAL"].iloc[0]
-    assert total["cpu_hours"] == pytest.approx((jobs["runtime_min"] * jobs["cpus"]).sum() / 60)
+    assert total["cpu_hours"] == pytest.approx((table["runtime_min"] * table["cpus"]).sum() / 60)
     assert total["gpu_hours"] == 0
 
 
@@ -84,23 +95,23 @@ def test_plan_command_prints_the_totals(capsys, tmp_path):
                  "--jobs", str(tmp_path / "jobs.csv")]) == 0
     out = capsys.readouterr().out
     assert "TOTAL" in out and "cpu_hours" in out
-    assert len((tmp_path / "jobs.csv").read_text().splitlines()) == 1 + 3
+    assert len((tmp_path / "jobs.csv").read_text().splitlines()) == 1 + 2
 
 
 def test_the_rules_ask_for_the_plans_numbers():
-    """`snakemake -n --profile profiles/slurm` shows each job's resources: they are plan's, per run."""
+    """`snakemake -n --profile profiles/slurm` shows each job's resources: they are plan's, per job."""
     r = subprocess.run(["snakemake", "-n", "--profile", "profiles/slurm", "--configfile", "config/tiny.yaml",
                         "--forceall"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     shown = {}
-    for block in r.stdout.split("rule train:")[1:]:
-        w = re.search(r"wildcards: exp=(\w+), algo=(\w+), lr=([\d.e+-]+)$", block, re.M)
+    for block in re.split(r"^\s*rule train_", r.stdout, flags=re.M)[1:]:
+        exp, algo = re.match(r"(\w+?)__(\w+):", block).groups()
         res = re.search(r"resources: .*", block).group(0)
-        shown[w.groups()] = {k: int(re.search(rf"\b{k}=(\d+)", res).group(1)) for k in ("mem_mb", "runtime", "gpu")}
+        shown[(exp, algo)] = {k: int(re.search(rf"\b{k}=(\d+)", res).group(1)) for k in ("mem_mb", "runtime", "gpu")}
     config = load_merged_config([REPO / "config/tiny.yaml"], base=REPO / "config/config.yaml")
-    assert len(shown) == 3
-    for (exp, algo, lr), got in shown.items():
-        want = costs.train_resources({**run_spec(config, exp, algo, lr), "threads": 1})
+    assert len(shown) == 2
+    for (exp, algo), got in shown.items():
+        want = costs.train_resources({**job_spec(config, exp, algo), "threads": 1})
         assert got == {"mem_mb": want.mem_mb, "runtime": want.runtime_min, "gpu": want.gpu}
 
 
@@ -112,9 +123,17 @@ def test_a_model_it_cannot_size_gets_a_generous_plan_not_an_error():
 
 def test_plan_of_one_figure_names_what_it_is_drawn_from_and_only_its_jobs(capsys):
     config = load_merged_config([], base="config/config.yaml")
-    jobs = plan.plan_table(config, figures=["alonso_e2_online"])
-    assert set(jobs["experiment"]) == {"alonso_e2_digits"} and len(jobs) == len(runs(config, "alonso_e2_digits"))
+    table = plan.plan_table(config, figures=["alonso_e2_online"])
+    assert set(table["experiment"]) == {"alonso_e2_digits"} and len(table) == len(jobs(config, "alonso_e2_digits"))
     assert main(["plan", "--figure", "alonso_e2_online"]) == 0
     assert "figure alonso_e2_online: notebook training_curves; experiments alonso_e2_digits" in capsys.readouterr().out
     with pytest.raises(KeyError, match="no figure 'nope'"):
         plan.plan_table(config, figures=["nope"])
+
+
+def test_plan_with_measured_constants_then_restored():
+    before = costs.estimate_seconds(spec())
+    fast = costs.Costs(pass_overhead_s=1e-6, flops_per_s=1e13, eval_flops_per_s=1e14, startup_s=1.0, stack_overhead=1.0)
+    with costs.using("cpu", fast):
+        assert costs.estimate_seconds(spec()) < before / 10 and costs.COSTS["cpu"].stack_overhead == 1.0
+    assert costs.estimate_seconds(spec()) == before and costs.COSTS["cpu"].stack_overhead == 3.0

@@ -50,7 +50,7 @@ def test_same_seed_is_bit_identical(algorithm):
 
 def test_run_and_save_writes_both_files(tmp_path):
     meta = run_and_save(SPEC, tmp_path / "m.parquet", tmp_path / "meta.json")
-    assert meta["status"] == "ok" and meta["runs"] == [{"seed": 0, "status": "ok", "updates_done": 40}]
+    assert meta["status"] == "ok" and meta["runs"] == [{"lr": SPEC["lr"], "seed": 0, "status": "ok", "updates_done": 40}]
     assert json.loads((tmp_path / "meta.json").read_text())["spec"]["algorithm"] == "bp_sgd"
     assert len(pd.read_parquet(tmp_path / "m.parquet")) == 3
     assert not list(tmp_path.glob(".*tmp"))

@@ -19,6 +19,7 @@ process, and the hardware (:func:`ilrepro.train.environment_meta`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import resource
 import sys
@@ -31,10 +32,11 @@ import torch
 
 from . import layout
 from .algorithms import ALGORITHMS
-from .runtime import environment_meta
+from .data import SIZES, Dataset
+from .runtime import environment_meta, resolve_device
 from .train import train
 
-__all__ = ["DEFAULTS", "MODELS", "bench", "ratios", "peak_rss_mb", "training_performance"]
+__all__ = ["DEFAULTS", "MODELS", "SWEEP_DEFAULTS", "bench", "ratios", "peak_rss_mb", "training_performance", "sweep_bench", "random_dataset"]
 
 # The benchmark's models: the papers' MLP (784-256-256-10 on Fashion-MNIST) and a small CNN. A model
 # type the build does not know (e.g. an RNN before it is merged) is recorded as skipped.
@@ -223,3 +225,97 @@ def training_performance(meta_paths: list[str | Path]) -> pd.DataFrame:
     cols = ["experiment", "algo", "algorithm", "lr", "seeds", "vectorised", "model", "dataset", "batch_size", "status", "updates",
             "loop_s", "train_updates_per_s", "hardware", "job_s", "cpu_s", "max_rss_mb"]
     return pd.DataFrame(rows, columns=cols)
+
+
+# The stacked-sweep benchmark (issue 17): one algorithm entry of Paper A's E1 on CIFAR-10 (3072-1024-1024-
+# 1024-10, B=1, 6 learning rates x 5 seeds = 30 members, evaluation every 50 updates on 10,000 test
+# images), on random data of CIFAR-10's shape, timed over ``updates`` and extrapolated to the paper's run.
+SWEEP_DEFAULTS: dict[str, Any] = {
+    "configfile": "config/paper.yaml",
+    "experiment": "alonso_e1_cifar_b1",
+    "algorithms": ["il_sgd", "il_prox", "bp_sgd", "bp_prox"],
+    "updates": 2000,  # timed; the minutes per sweep are extrapolated to the experiment's own run length
+    "eager_too": ["il_sgd"],  # also timed without the CUDA graph (cuda_graph: false), for the gain
+    "device": "cuda",
+    "threads": 1,
+}
+
+
+def random_dataset(name: str, n_train: int, n_test: int, shape: tuple[int, int, int], n_classes: int, device: str | torch.device,
+                   dtype: torch.dtype = torch.float32, seed: int = 0) -> Dataset:
+    """Uniform random images and labels of a data set's shape (for timing, never for results)."""
+    g = torch.Generator().manual_seed(seed)
+    return Dataset(
+        name,
+        torch.rand(n_train, *shape, generator=g),
+        torch.randint(0, n_classes, (n_train,), generator=g),
+        torch.rand(n_test, *shape, generator=g),
+        torch.randint(0, n_classes, (n_test,), generator=g),
+        n_classes,
+        ({"path": "(random)", "sha256": "", "identity": "random data for timing"},),
+    ).to(device, dtype)
+
+
+def sweep_bench(cfg: dict[str, Any] | None = None, log: Any = print) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Time one stacked job per algorithm of ``cfg['experiment']`` (every learning rate x seed of its entry
+    as one model) on random data of the data set's shape; returns one row per job (members, model-
+    updates/s of the update steps and of the whole loop, minutes per sweep at the experiment's run
+    length, whether the CUDA graph was captured) and the metadata, which holds the plan calibrated from
+    these measurements (GPU-hours of every training on a GPU, ``ilrepro plan --device cuda``)."""
+    from . import costs
+    from .config import load_merged_config
+    from .experiments import job_spec
+    from .plan import plan_summary
+
+    c = {**SWEEP_DEFAULTS, **(cfg or {})}
+    config = load_merged_config([c["configfile"]], base=None)
+    exp = config["experiments"][c["experiment"]]
+    size = SIZES[exp["dataset"]]
+    device = resolve_device(c["device"])
+    data = random_dataset(exp["dataset"], size.n_train, size.n_test, size.image_shape, size.n_classes, device)
+    rows = []
+    for algo in c["algorithms"]:
+        for graph in ([True, False] if algo in c["eager_too"] else [True]):
+            spec = {**job_spec(config, c["experiment"], algo), "updates": int(c["updates"]), "device": c["device"],
+                    "threads": int(c["threads"]), **({} if graph else {"cuda_graph": False})}
+            t0 = time.perf_counter()
+            df, meta = train(spec, progress=False, data=data)
+            job_s = time.perf_counter() - t0
+            per_update = meta["wall_s"] / meta["steps"]  # the loop, evaluations included, per update
+            row = {
+                "experiment": c["experiment"], "algorithm": algo, "members": meta["members"], "vectorised": meta["vectorised"],
+                "cuda_graph": meta["cuda_graph"], "batched_eval": meta["batched_eval"], "updates": meta["steps"],
+                "train_updates_per_s": meta["updates_per_s"],  # model-updates/s of the update steps, all members
+                "loop_updates_per_s": meta["updates_done"] / meta["wall_s"],
+                "step_ms": 1e3 * meta["train_s"] / meta["steps"],  # one stacked update of every member
+                "setup_s": job_s - meta["wall_s"],  # data to the device, model build, capture, first evaluation
+                "minutes_per_sweep": (job_s - meta["wall_s"] + per_update * int(exp["updates"])) / 60,
+                "diverged": sum(r["status"] == "diverged" for r in meta["runs"]),
+                "hardware": meta["hardware"],
+            }
+            rows.append(row)
+            log(f"sweep {algo:10s} graph={str(graph):5s} {row['members']} members: {row['train_updates_per_s']:.0f} model-updates/s "
+                f"(step {row['step_ms']:.2f} ms), {row['minutes_per_sweep']:.1f} min per {exp['updates']}-update sweep [{row['cuda_graph']}]")
+    table = pd.DataFrame(rows)
+    meta: dict[str, Any] = {"config": c, **environment_meta(device)}
+    if device.type == "cuda":
+        measured = costs.calibrate("cuda", int(c["threads"]))
+        m = costs.model_cost(exp["model"], exp["dataset"])
+        fitted = []
+        # every row, the eager one too: the plan's jobs with Adam run the eager stacked step (the larger)
+        for r in rows:
+            spec = job_spec(config, c["experiment"], r["algorithm"])
+            passes = costs.passes_per_update(r["algorithm"], spec.get("hparams"), m.n_layers)
+            flops = r["members"] * m.flops * int(exp["batch_size"]) / measured.flops_per_s
+            fitted.append((r["step_ms"] / 1e3 / passes - flops) / (m.n_layers * measured.pass_overhead_s))
+        stack_overhead = max(0.1, max(fitted)) if fitted else measured.stack_overhead
+        measured = dataclasses.replace(measured, stack_overhead=stack_overhead)
+        with costs.using("cuda", measured):
+            _, summary = plan_summary(config, device="cuda")
+        total = summary[summary["rule"] == "TOTAL"].iloc[0]
+        meta["calibrated"] = {"costs": dataclasses.asdict(measured), "stack_overhead": stack_overhead,
+                              "plan_gpu_hours": float(total["gpu_hours"]), "plan_jobs": int(total["jobs"]),
+                              "plan": summary.to_dict(orient="records")}
+        log(f"plan, every training on a GPU, calibrated here: {total['gpu_hours']:.1f} GPU-hours ({int(total['jobs'])} jobs); "
+            f"constants {measured}, stack overhead {stack_overhead}")
+    return table, meta

@@ -20,10 +20,12 @@ def _train(args: argparse.Namespace) -> int:
     if args.threads:
         spec["threads"] = args.threads
     meta = run_and_save(spec, args.metrics, args.meta)
-    how = "vectorised" if meta["vectorised"] else "one by one"
+    how = "stacked" if meta["vectorised"] else "one by one"
     for r in meta["runs"]:
-        print(f"run {spec.get('experiment')}/{spec.get('algo')}/lr{spec.get('lr')}/seed{r['seed']}: {r['status']} ({r['updates_done']} updates)")
-    print(f"{meta['members']} seed(s) trained {how}: {meta['updates_per_s']:.0f} model-updates/s")
+        print(f"run {spec.get('experiment')}/{spec.get('algo')}/lr{r['lr']:g}/seed{r['seed']}: {r['status']} ({r['updates_done']} updates)")
+    graph = f", CUDA graph {meta['cuda_graph']}" if meta["device"].startswith("cuda") else ""
+    print(f"{meta['members']} member(s) (learning rates x seeds) trained {how} on {meta['device']}{graph}: "
+          f"{meta['updates_per_s']:.0f} model-updates/s")
     return 0
 
 
@@ -108,7 +110,7 @@ def _plan(args: argparse.Namespace) -> int:
             print(figure_sources(config, fig))
         except KeyError as err:
             raise SystemExit(f"ilrepro plan: {err.args[0]}") from None
-    jobs, summary = plan_summary(config, args.everything, args.figure or None)
+    jobs, summary = plan_summary(config, args.everything, args.figure or None, args.device)
     if args.jobs:
         jobs.to_csv(args.jobs, index=False)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
@@ -154,6 +156,22 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep_bench(args: argparse.Namespace) -> int:
+    from .bench import sweep_bench
+    from .io import atomic_write_csv, atomic_write_json
+
+    cfg = json.loads(args.config) if args.config else {}
+    table, meta = sweep_bench(cfg)
+    out = Path(args.out_dir)
+    atomic_write_csv(table, out / "sweep_bench.csv")
+    atomic_write_json({**meta, "rows": table.to_dict(orient="records")}, out / "sweep_bench.json")
+    cols = ["algorithm", "members", "cuda_graph", "train_updates_per_s", "loop_updates_per_s", "step_ms", "setup_s", "minutes_per_sweep"]
+    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    if "calibrated" in meta:
+        print(f"paper plan, every training on a GPU: {meta['calibrated']['plan_gpu_hours']:.1f} GPU-hours, {meta['calibrated']['plan_jobs']} jobs")
+    return 0
+
+
 def _performance(args: argparse.Namespace) -> int:
     from .bench import training_performance
     from .io import atomic_write_csv
@@ -178,12 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ilrepro", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    t = sub.add_parser("train", help="train one run from its JSON spec")
+    t = sub.add_parser("train", help="train one job (every learning rate x seed of an algorithm entry) from its JSON spec")
     g = t.add_mutually_exclusive_group(required=True)
-    g.add_argument("--spec", help="the run spec as a JSON string")
-    g.add_argument("--spec-file", help="a file holding the run spec as JSON")
-    t.add_argument("--metrics", required=True, help="output metrics table (parquet)")
-    t.add_argument("--meta", required=True, help="output run metadata (JSON)")
+    g.add_argument("--spec", help="the job spec as a JSON string")
+    g.add_argument("--spec-file", help="a file holding the job spec as JSON")
+    t.add_argument("--metrics", nargs="+", required=True, help="output metrics tables (parquet), one per learning rate, in the spec's order")
+    t.add_argument("--meta", nargs="+", required=True, help="output run metadata (JSON), one per learning rate, in the spec's order")
     t.add_argument("--threads", type=int, default=0, help="torch threads (default: the spec's, else 1)")
     t.set_defaults(func=_train)
 
@@ -220,8 +238,14 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--jobs", help="also write one row per job to this CSV file")
     pl.add_argument("--everything", action="store_true", help="also experiments and analyses that no figure uses")
     pl.add_argument("--figure", nargs="*", default=[], help="only what these figures need (and say what each is drawn from)")
+    pl.add_argument("--device", choices=["cpu", "cuda"], help="plan every training job on this device instead of its config's")
     pl.add_argument("--calibrate", choices=["cpu", "cuda"], help="measure this machine's speed constants instead")
     pl.set_defaults(func=_plan)
+
+    sw = sub.add_parser("sweep-bench", help="time one stacked job per algorithm of a learning-rate sweep (E1 CIFAR-10 by default) on random data")
+    sw.add_argument("--config", default="", help="settings as a JSON object (see ilrepro.bench.SWEEP_DEFAULTS), e.g. '{\"device\": \"cpu\", \"updates\": 20}'")
+    sw.add_argument("--out-dir", required=True, help="writes sweep_bench.csv and sweep_bench.json here")
+    sw.set_defaults(func=_sweep_bench)
 
     b = sub.add_parser("bench", help="time every algorithm on the benchmark models (updates per second)")
     b.add_argument("--config", default="", help="bench settings as a JSON object (see ilrepro.bench.DEFAULTS)")

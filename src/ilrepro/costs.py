@@ -8,7 +8,11 @@ The run-time model counts work, not wall-clock guesses: a training is ``updates`
 inference loop of T steps: a forward and a vector-Jacobian product per step plus the weight update,
 2 (T + 1) + 2), and ``updates / eval_every`` evaluations, each a forward pass over the whole test set.
 A pass costs a per-layer overhead (Python and kernel launches, which dominate at batch size 1) plus its
-FLOPs (counted once per model with torch's FlopCounterMode) at a sustained rate. The constants were
+FLOPs (counted once per model with torch's FlopCounterMode) at a sustained rate. A job trains every
+learning rate x seed of an algorithm entry (its members): one by one, each member pays the whole cost;
+stacked (:func:`ilrepro.train.stack_members` decides, on the planned device), the members share one
+step's overhead, ``Costs.stack_overhead`` times a plain step's, and each adds its FLOPs; on CUDA the
+evaluation is batched across members too. The constants were
 measured on one CPU core and on an H100 (:data:`COSTS`; ``ilrepro plan --calibrate cpu|cuda`` measures
 them on yours); the request is the estimate times :data:`SAFETY`, at least :data:`MIN_RUNTIME_MIN`,
 doubled on each retry.
@@ -16,21 +20,25 @@ doubled on each retry.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .algorithms import ALGORITHMS, make_algorithm
+from . import native
+from .algorithms import ALGORITHMS, Algorithm, make_algorithm
 from .data import SIZES, DataSize
 from .models import build_model
 from .runtime import seeds_of
+from .train import stack_members
 
 __all__ = [
     "Costs",
@@ -40,9 +48,11 @@ __all__ = [
     "model_cost",
     "passes_per_update",
     "estimate_seconds",
+    "members_of",
     "train_resources",
     "analysis_resources",
     "calibrate",
+    "using",
 ]
 
 
@@ -50,10 +60,17 @@ __all__ = [
 class Costs:
     """Speed of one device, for the run-time model."""
 
-    pass_overhead_s: float  # per layer and forward-equivalent pass, whatever the size
+    pass_overhead_s: float  # per layer and forward-equivalent pass, whatever the size (pure-torch path)
     flops_per_s: float  # sustained rate of the training passes
     eval_flops_per_s: float  # sustained rate of the (large-batch) evaluation
     startup_s: float  # interpreter, torch, data set
+    # a stacked step's per-layer overhead over a plain one's. CPU: fitted to the measurements in
+    # ilrepro.train (digits MLP, B=1: step(M) = a + b M with a = 3.5x a plain BP-SGD step, 2.3x a plain
+    # IL-SGD step). CUDA: not measured (no GPU was lent); `ilrepro sweep-bench` fits it on one.
+    stack_overhead: float = 3.0
+    # the per-layer overhead where the native fast path (ilrepro.native) takes the update, one model at
+    # a time; None: the device has no native path
+    native_pass_overhead_s: float | None = None
 
 
 COSTS: dict[str, Costs] = {
@@ -65,9 +82,13 @@ COSTS: dict[str, Costs] = {
     # an update under load, the model says 29 ms). It overestimates batch-64 MLP updates (compute
     # bound, 6-13x) and underestimates batch-1 BP / BP-prox on 1024-wide layers (the dense weight
     # gradient and the SGD step move 3 x 16 MB an update: 4-15 ms measured against 1.6 ms planned),
-    # which SAFETY and the retries cover. Before: 6e-5 s, 2e10, 3e10 (2026-11-23). CUDA: not
-    # re-measured (`--calibrate cuda` on an H100, 2026-11-23; launch-bound at these batches).
-    "cpu": Costs(pass_overhead_s=3.5e-6, flops_per_s=2e10, eval_flops_per_s=8e10, startup_s=60.0),
+    # which SAFETY and the retries cover. Before: 6e-5 s, 2e10, 3e10 (2026-11-23). The pure-torch path's
+    # overhead (jobs the native path does not serve: CNN, RNN, Z-IL, EqProp, CHL, stacked members) is
+    # still the 2026-11-23 fit, 6e-5 s.
+    "cpu": Costs(pass_overhead_s=6e-5, flops_per_s=2e10, eval_flops_per_s=8e10, startup_s=60.0, native_pass_overhead_s=3.5e-6),
+    # CUDA: `--calibrate cuda` on an H100, 2026-11-23 (launch-bound at these batches); not re-measured
+    # for stacked jobs or the CUDA graph (no GPU lent to issue 17's session): `ilrepro sweep-bench` on a
+    # GPU measures them and prints the plan calibrated with them
     "cuda": Costs(pass_overhead_s=1e-4, flops_per_s=1.6e12, eval_flops_per_s=3e13, startup_s=120.0),
 }
 SAFETY = 2.0  # requested run time = SAFETY x estimate (a slower node, a busy file system)
@@ -149,21 +170,53 @@ def passes_per_update(algorithm: str, hparams: dict[str, Any] | None = None, dep
     return 3
 
 
+def members_of(spec: dict[str, Any]) -> int:
+    """The models a training job trains: learning rates (``lrs``, else one) x seeds."""
+    return len(spec.get("lrs", [None])) * len(seeds_of(spec))
+
+
+def _native_alone(spec: dict[str, Any]) -> bool:
+    """Whether the native fast path takes this job's updates, one model at a time: an algorithm with a
+    native step on a chain of linear layers, on a CPU (planned without building the extension; on a
+    machine without a compiler the pure-torch path runs, and stacks where that pays)."""
+    cls = ALGORITHMS.get(spec["algorithm"])
+    return (cls is not None and cls.native_gradient is not Algorithm.native_gradient
+            and spec["model"].get("type", "mlp") in ("mlp", "autoencoder") and _device_kind(spec.get("device", "cpu")) == "cpu")
+
+
+def _stacked(spec: dict[str, Any], m: ModelCost) -> bool:
+    cls = ALGORITHMS.get(spec["algorithm"])
+    if cls is None or not cls.vectorisable or members_of(spec) < 2:
+        return False
+    how = spec.get("stack", spec.get("vectorise", "auto"))
+    device = torch.device(_device_kind(spec.get("device", "cpu")))
+    return stack_members(how, members_of(spec), int(spec["batch_size"]), m.n_params, device, _native_alone(spec))
+
+
 def estimate_seconds(spec: dict[str, Any]) -> float:
-    """Expected wall time of the training ``spec`` (a :func:`ilrepro.experiments.run_spec`): its seeds
-    counted one by one (an upper bound: vectorised seeds share the per-operation overhead)."""
-    n_seeds = len(seeds_of(spec))
-    c = COSTS[_device_kind(spec.get("device", "cpu"))]
+    """Expected wall time of the training ``spec`` (a :func:`ilrepro.experiments.job_spec` or
+    :func:`~ilrepro.experiments.run_spec`): every member one by one, or stacked (see the module)."""
+    n = members_of(spec)
+    kind = _device_kind(spec.get("device", "cpu"))
+    c = COSTS[kind]
     m = model_cost(spec["model"], spec["dataset"], spec["algorithm"])
     ds = _data_size(spec["dataset"])
     updates, batch = int(spec["updates"]), int(spec["batch_size"])
-    per_pass = m.n_layers * c.pass_overhead_s + m.flops * batch / c.flops_per_s
+    stacked = _stacked(spec, m)
+    native = not stacked and c.native_pass_overhead_s is not None and _native_alone(spec)
+    overhead = m.n_layers * (c.native_pass_overhead_s if native else c.pass_overhead_s)
+    flops = m.flops * batch / c.flops_per_s
+    per_pass = c.stack_overhead * overhead + n * flops if stacked else overhead + flops  # stacked: all members
     per_update = passes_per_update(spec["algorithm"], spec.get("hparams"), m.n_layers) * per_pass
-    if spec.get("track_bp_cosine"):
-        per_update += 3 * per_pass / max(1, int(spec["eval_every"]))
+    if spec.get("track_bp_cosine"):  # the reference gradient: member by member
+        per_update += 3 * (n if stacked else 1) * (overhead + flops) / max(1, int(spec["eval_every"]))
     n_evals = updates // int(spec["eval_every"]) + 2
-    per_eval = ds.n_test * m.flops / c.eval_flops_per_s + m.n_layers * c.pass_overhead_s
-    return c.startup_s + n_seeds * (updates * per_update + n_evals * per_eval)
+    eval_flops = ds.n_test * m.flops / c.eval_flops_per_s
+    if stacked and kind == "cuda":  # batched across members
+        per_eval = n * eval_flops + c.stack_overhead * overhead
+    else:
+        per_eval = n * (eval_flops + overhead)
+    return c.startup_s + (1 if stacked else n) * updates * per_update + n_evals * per_eval
 
 
 def train_resources(spec: dict[str, Any], attempt: int = 1) -> Resources:
@@ -176,7 +229,7 @@ def train_resources(spec: dict[str, Any], attempt: int = 1) -> Resources:
     nbytes = 8 if spec.get("dtype") == "float64" else 4
     n_pixels = math.prod(ds.image_shape)
     data_mb = 3 * (ds.n_train + ds.n_test) * n_pixels * nbytes / 2**20  # raw, converted and rescaled copies
-    params_mb = 8 * len(seeds_of(spec)) * m.n_params * nbytes / 2**20  # weights, gradients, optimiser state, clones
+    params_mb = 8 * members_of(spec) * m.n_params * nbytes / 2**20  # weights, gradients, optimiser state, clones
     # host memory: on a GPU the evaluation's activations live on the device; the CUDA context does not
     eval_mb = 0.0 if on_gpu else 3 * min(ds.n_test, 10_000) * m.activations * nbytes / 2**20
     mem = MEM_BASE_MB + (2048 if on_gpu else 0) + data_mb + params_mb + eval_mb
@@ -213,7 +266,10 @@ def calibrate(device: str = "cpu", threads: int = 1) -> Costs:
         _sync(dev)
         return (time.perf_counter() - t0) / n, model_cost({"type": "mlp", "hidden": hidden}, "mnist")
 
-    small, m_small = time_updates([16, 16], 1, 300)
+    small, m_small = time_updates([16, 16], 1, 300)  # the native path where it builds
+    native_overhead = small / (3 * m_small.n_layers) if native.available() and dev.type == "cpu" else None
+    with _native_off():
+        small, m_small = time_updates([16, 16], 1, 300)  # the pure-torch path
     overhead = small / (3 * m_small.n_layers)
     big, m_big = time_updates([1024, 1024], 16, 30)
     rate = 3 * m_big.flops * 16 / max(big - 3 * m_big.n_layers * overhead, 1e-9)
@@ -226,9 +282,35 @@ def calibrate(device: str = "cpu", threads: int = 1) -> Costs:
         net.logits(x)
         _sync(dev)
     eval_rate = 10_000 * m_big.flops / (time.perf_counter() - t0)
-    return Costs(overhead, rate, eval_rate, COSTS[_device_kind(device)].startup_s)
+    known = COSTS[_device_kind(device)]
+    return Costs(overhead, rate, eval_rate, known.startup_s, known.stack_overhead, native_overhead)
+
+
+@contextlib.contextmanager
+def _native_off() -> Iterator[None]:
+    old = os.environ.get("ILREPRO_NATIVE")
+    os.environ["ILREPRO_NATIVE"] = "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("ILREPRO_NATIVE")
+        else:
+            os.environ["ILREPRO_NATIVE"] = old
 
 
 def _sync(dev: torch.device) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
+
+
+@contextlib.contextmanager
+def using(device: str, measured: Costs) -> Iterator[None]:
+    """Inside, plan with ``measured`` constants for ``device``: what the stacked-sweep benchmark
+    (:func:`ilrepro.bench.sweep_bench`) calibrates the plan with."""
+    saved = COSTS[device]
+    COSTS[device] = measured
+    try:
+        yield
+    finally:
+        COSTS[device] = saved

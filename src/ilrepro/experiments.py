@@ -3,8 +3,11 @@ itself is read and checked in :mod:`ilrepro.config`; where a run's files live, :
 
 A run is identified by (experiment, algo, lr): ``algo`` is the label of an algorithm entry in the
 experiment (several entries may use the same algorithm with other hyper-parameters), ``lr`` the label of
-one learning rate from that entry's list (``f"{lr:g}"``). A run trains every seed of the experiment, in
-one process and, where the algorithm allows, as one vectorised model (:mod:`ilrepro.ensemble`).
+one learning rate from that entry's list (``f"{lr:g}"``); it holds every seed of the experiment, and has
+its own files (``metrics.parquet``, ``meta.json``). A training *job* (:class:`Job`) is one algorithm entry:
+every learning rate x every seed, in one process and, where the algorithm allows (and it pays,
+:func:`ilrepro.train.stack_members`), as one stacked model (:mod:`ilrepro.ensemble`); it writes the files
+of all its runs.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from .analyses import analysis_params
 from .config import ConfigError
 from .layout import lr_label
 
-__all__ = ["Run", "RUN_KEYS", "runs", "run_spec", "analysis_spec"]
+__all__ = ["Run", "Job", "RUN_KEYS", "runs", "jobs", "run_spec", "job_spec", "analysis_spec"]
 
 RUN_KEYS = ("dataset", "model", "batch_size", "updates", "eval_every", "device", "dtype", "track_bp_cosine", "track_path_length")
 
@@ -39,16 +42,39 @@ class Run:
         return layout.run_file(self.experiment, self.algo, self.lr, name)
 
 
-def runs(config: dict[str, Any], experiment: str | None = None) -> list[Run]:
-    """Every run of the config (or of one experiment), in a stable order."""
-    out: list[Run] = []
+@dataclass(frozen=True)
+class Job:
+    """One training job: an algorithm entry of an experiment, every learning rate (labels, in the
+    entry's order) x every seed."""
+
+    experiment: str
+    algo: str
+    lrs: tuple[str, ...]
+    seeds: tuple[int, ...]
+
+    @property
+    def runs(self) -> list[Run]:
+        return [Run(self.experiment, self.algo, lr, self.seeds) for lr in self.lrs]
+
+    def files(self, name: str) -> list[str]:
+        """``metrics.parquet`` or ``meta.json`` of each of its runs, in the order of :attr:`lrs`."""
+        return [r.file(name) for r in self.runs]
+
+
+def jobs(config: dict[str, Any], experiment: str | None = None) -> list[Job]:
+    """Every training job of the config (or of one experiment), in the order of :func:`runs`."""
+    out: list[Job] = []
     for name, exp in config["experiments"].items():
         if experiment is not None and name != experiment:
             continue
         for label, entry in exp["algorithms"].items():
-            for lr in entry["lr"]:
-                out.append(Run(name, label, lr_label(lr), tuple(int(s) for s in exp["seeds"])))
+            out.append(Job(name, label, tuple(lr_label(lr) for lr in entry["lr"]), tuple(int(s) for s in exp["seeds"])))
     return out
+
+
+def runs(config: dict[str, Any], experiment: str | None = None) -> list[Run]:
+    """Every run of the config (or of one experiment), in a stable order."""
+    return [r for j in jobs(config, experiment) for r in j.runs]
 
 
 def analysis_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -95,9 +121,22 @@ def run_spec(config: dict[str, Any], experiment: str, algo: str, lr: str, seed: 
         spec["seeds"] = [int(s) for s in exp["seeds"]]
     else:
         spec["seed"] = int(seed)
-    if "vectorise_seeds" in exp:
-        spec["vectorise"] = exp["vectorise_seeds"]
+    if "stack" in exp or "vectorise_seeds" in exp:  # vectorise_seeds: the key's old name, still read
+        spec["stack"] = exp.get("stack", exp.get("vectorise_seeds"))
     if "pixel_range" in exp:  # an experiment may rescale its pixels differently from the config's data
         spec["data"]["pixel_range"] = list(exp["pixel_range"])
     return spec
 
+
+
+def job_spec(config: dict[str, Any], experiment: str, algo: str) -> dict[str, Any]:
+    """The full description of one training job (:class:`Job`): :func:`run_spec` with every learning
+    rate of the entry (``lrs``, in its order) in place of one ``lr``."""
+    try:
+        entry = config["experiments"][experiment]["algorithms"][algo]
+    except KeyError as exc:
+        raise ConfigError(f"no experiment '{experiment}' with algorithm entry '{algo}' in the config") from exc
+    spec = run_spec(config, experiment, algo, lr_label(entry["lr"][0]))
+    del spec["lr"]
+    spec["lrs"] = [float(x) for x in entry["lr"]]
+    return spec

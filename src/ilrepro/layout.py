@@ -4,13 +4,15 @@ The Snakemake rules, the claims, the bench and the command line ask this module 
 else spells one out. Called with wildcard names (``run_file("{exp}", "{algo}", "{lr}", ...)``) a
 function gives the rule's pattern; called with values, the file of one job.
 
-    results/runs/<exp>/<algo>/lr<lr>/{metrics.parquet,meta.json}   one training job (every seed)
+    results/runs/<exp>/<algo>/lr<lr>/{metrics.parquet,meta.json}   one run (every seed of one rate); a
+                                                                   training job writes every rate's
     results/<exp>/{metrics.parquet,summary.csv}                    one experiment, aggregated
     results/analyses/<name>.{parquet,json}                         one analysis
     results/claims/<config>.csv                                    one config's claims, checked
     results/notebooks/<fig>.ipynb, figures/<fig>.{pdf,png,csv}     one figure
     results/bench/, results/performance.csv                        speed
     results/logs/<rule>/..., results/benchmarks/<rule>/...         every job's log and benchmark file
+                                                                   (training: train/<exp>/<algo>)
 
 Torch-free, so that the Snakefile and the notebooks can import it cheaply.
 """
@@ -29,7 +31,8 @@ __all__ = [
     "lr_label",
     "run_dir",
     "run_file",
-    "run_benchmark",
+    "job_log",
+    "job_benchmark",
     "benchmark_of_run",
     "experiment_file",
     "analysis_file",
@@ -65,19 +68,24 @@ def run_file(exp: str, algo: str, lr: float | str, name: str) -> str:
     return f"{run_dir(exp, algo, lr)}/{name}"
 
 
-def run_benchmark(exp: str, algo: str, lr: float | str) -> str:
-    """Snakemake's ``benchmark:`` record of a training job."""
-    return benchmark("train", f"{exp}/{algo}/lr{lr_label(lr)}")
+def job_log(exp: str, algo: str) -> str:
+    """The log of a training job (one algorithm entry: every learning rate x seed)."""
+    return log("train", f"{exp}/{algo}")
+
+
+def job_benchmark(exp: str, algo: str) -> str:
+    """Snakemake's ``benchmark:`` record of a training job (one algorithm entry)."""
+    return benchmark("train", f"{exp}/{algo}")
 
 
 def benchmark_of_run(run_path: str | Path) -> Path:
-    """The ``benchmark:`` record that belongs to a run's file (:func:`run_file`), wherever the results
-    directory is: ``<results>/runs/<exp>/<algo>/lr<lr>/meta.json`` ->
-    ``<results>/benchmarks/train/<exp>/<algo>/lr<lr>.tsv``."""
+    """The ``benchmark:`` record of the job that wrote a run's file (:func:`run_file`), wherever the
+    results directory is: ``<results>/runs/<exp>/<algo>/lr<lr>/meta.json`` ->
+    ``<results>/benchmarks/train/<exp>/<algo>.tsv`` (the whole job's: every rate of the entry)."""
     *head, runs, exp, algo, lr, _name = Path(run_path).parts
     if runs != "runs" or not lr.startswith("lr"):
         raise ValueError(f"{run_path} is not a run's file (expected <results>/runs/<exp>/<algo>/lr<lr>/<file>)")
-    return Path(*head) / Path(run_benchmark(exp, algo, lr[2:])).relative_to(RESULTS)
+    return Path(*head) / Path(job_benchmark(exp, algo)).relative_to(RESULTS)
 
 
 def experiment_file(exp: str, name: str) -> str:

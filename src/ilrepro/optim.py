@@ -4,23 +4,54 @@
 Why not ``torch.optim`` itself: its constructor imports ``torch._dynamo`` on first use, about 2.5 s of
 start-up in every training job (90 jobs in the default pipeline), and its ``step`` carries hooks and
 checks that cost more than the update itself at batch 1.
+
+Stacked models (:mod:`ilrepro.ensemble`: members along each parameter's leading dimension) may give
+every member its own learning rate: ``lr`` is then a sequence, one per member. Members with the same
+rate next to each other form one group, updated as one slice with a Python-float step size: the same
+kernel as a model trained alone, hence the same bits (a tensor of rates broadcast over the parameters
+would round the product separately where ``add_(g, alpha=-lr)`` fuses it).
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 
-__all__ = ["SGD", "Adam", "Optimiser"]
+__all__ = ["SGD", "Adam", "Optimiser", "lr_groups"]
 
 Tensor = torch.Tensor
 
 
-class Optimiser:
-    """Updates ``params`` in place from each parameter's ``.grad``."""
+def lr_groups(lr: float | Sequence[float]) -> list[tuple[slice, float]]:
+    """``(members, rate)`` for each run of equal rates: one group over everything for a single rate."""
+    if isinstance(lr, (int, float)):
+        return [(slice(None), float(lr))]
+    rates = [float(v) for v in lr]
+    if not rates:
+        raise ValueError("per-member learning rates: the list is empty")
+    if len(set(rates)) == 1:
+        return [(slice(None), rates[0])]
+    groups: list[tuple[slice, float]] = []
+    start = 0
+    for k in range(1, len(rates) + 1):
+        if k == len(rates) or rates[k] != rates[start]:
+            groups.append((slice(start, k), rates[start]))
+            start = k
+    return groups
 
-    def __init__(self, params: list[Tensor], lr: float) -> None:
+
+class Optimiser:
+    """Updates ``params`` in place from each parameter's ``.grad``; ``lr``: one rate, or one per member
+    of stacked parameters (their leading dimension)."""
+
+    def __init__(self, params: list[Tensor], lr: float | Sequence[float]) -> None:
         self.params = list(params)
-        self.lr = float(lr)
+        self.groups = lr_groups(lr)
+        n = None if isinstance(lr, (int, float)) else len(lr)
+        if n is not None and any(p.dim() == 0 or p.shape[0] != n for p in self.params):
+            raise ValueError(f"{n} per-member learning rates need parameters stacked along a leading dimension of {n}")
+        self.lr = self.groups[0][1] if len(self.groups) == 1 else float("nan")  # one rate, or nan: several
 
     def step(self) -> None:
         raise NotImplementedError
@@ -29,7 +60,7 @@ class Optimiser:
 class SGD(Optimiser):
     """p <- p - lr * g, or with momentum m:  buf <- m * buf + g (buf = g at the first step), p <- p - lr * buf."""
 
-    def __init__(self, params: list[Tensor], lr: float, momentum: float = 0.0) -> None:
+    def __init__(self, params: list[Tensor], lr: float | Sequence[float], momentum: float = 0.0) -> None:
         super().__init__(params, lr)
         self.momentum = float(momentum)
         self.buffers: list[Tensor | None] = [None] * len(self.params)
@@ -45,13 +76,17 @@ class SGD(Optimiser):
                 else:
                     buf.mul_(self.momentum).add_(g, alpha=1.0)
                 g = buf
-            p.add_(g, alpha=-self.lr)
+            if len(self.groups) == 1:
+                p.add_(g, alpha=-self.lr)
+                continue
+            for members, lr in self.groups:
+                p[members].add_(g[members], alpha=-lr)
 
 
 class Adam(Optimiser):
     """Adam (Kingma & Ba) with torch's defaults: betas (0.9, 0.999), eps 1e-8, no weight decay."""
 
-    def __init__(self, params: list[Tensor], lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+    def __init__(self, params: list[Tensor], lr: float | Sequence[float], betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         super().__init__(params, lr)
         self.beta1, self.beta2 = betas
         self.eps = eps
@@ -64,11 +99,14 @@ class Adam(Optimiser):
         self.t += 1
         bias_correction1 = 1 - self.beta1 ** float(self.t)
         bias_correction2 = 1 - self.beta2 ** float(self.t)
-        step_size = self.lr / bias_correction1
         bias_correction2_sqrt = bias_correction2**0.5
         for p, m, v in zip(self.params, self.m, self.v):
             g = p.grad
             m.lerp_(g, 1 - self.beta1)
             v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
             denom = (v.sqrt() / bias_correction2_sqrt).add_(self.eps)
-            p.addcdiv_(m, denom, value=-step_size)
+            if len(self.groups) == 1:
+                p.addcdiv_(m, denom, value=-(self.lr / bias_correction1))
+                continue
+            for members, lr in self.groups:
+                p[members].addcdiv_(m[members], denom[members], value=-(lr / bias_correction1))

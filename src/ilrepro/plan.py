@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from .costs import Resources, analysis_resources, train_resources
-from .experiments import analysis_spec, run_spec, runs
+from .experiments import analysis_spec, job_spec, jobs
 
 __all__ = ["figure_sources", "plan_table", "plan_summary"]
 
@@ -23,11 +23,13 @@ def figure_sources(config: dict[str, Any], fig: str) -> str:
     return f"figure {fig}: " + "; ".join(parts)
 
 
-def plan_table(config: dict[str, Any], everything: bool = False, figures: list[str] | None = None) -> pd.DataFrame:
+def plan_table(config: dict[str, Any], everything: bool = False, figures: list[str] | None = None, device: str | None = None) -> pd.DataFrame:
     """One row per job that ``snakemake`` (target: all figures, or the named ``figures``) runs for the
-    config, first attempt: experiment/analysis, run, resources, and the CPU-hours and GPU-hours it asks
-    for (requested minutes x CPUs, requested minutes x GPUs). ``everything``: also experiments and
-    analyses no figure uses."""
+    config, first attempt: experiment/analysis, job (a training job: an algorithm entry, every learning
+    rate x seed, ``members``), resources, and the CPU-hours and GPU-hours it asks for (requested minutes
+    x CPUs, requested minutes x GPUs). ``everything``: also experiments and analyses no figure uses.
+    ``device``: plan every training job on this device instead of its config's (``cuda``: what the
+    plan costs with every training on a GPU)."""
     for fig in figures or []:
         figure_sources(config, fig)  # an unknown figure is an error, naming the known ones
     figures = [f for name, f in config.get("figures", {}).items() if figures is None or name in figures]
@@ -35,29 +37,34 @@ def plan_table(config: dict[str, Any], everything: bool = False, figures: list[s
     used_anas = {a for f in figures for a in f.get("analyses", [])}
     threads = int(config.get("defaults", {}).get("threads", 1))
     rows = []
-    for r in runs(config):
-        if not everything and r.experiment not in used_exps:
+    for j in jobs(config):
+        if not everything and j.experiment not in used_exps:
             continue
-        spec = run_spec(config, r.experiment, r.algo, r.lr)
+        spec = job_spec(config, j.experiment, j.algo)
         spec["threads"] = threads
+        if device is not None:
+            spec["device"] = device
         res = train_resources(spec)
-        rows.append(_row("train", r.experiment, f"{r.algo}/lr{r.lr}", spec, res))
+        rows.append({**_row("train", j.experiment, j.algo, spec, res), "members": len(j.lrs) * len(j.seeds)})
     for name in config.get("analyses", {}):
         if not everything and name not in used_anas:
             continue
         spec = analysis_spec(config, name)
         spec["threads"] = threads
-        rows.append(_row("analysis", name, name, spec, analysis_resources(spec)))
+        rows.append({**_row("analysis", name, name, spec, analysis_resources(spec)), "members": 0})
     return pd.DataFrame(rows)
 
 
-def plan_summary(config: dict[str, Any], everything: bool = False, figures: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def plan_summary(
+    config: dict[str, Any], everything: bool = False, figures: list[str] | None = None, device: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The per-job table and a summary per (rule, experiment, device), with a TOTAL row."""
-    jobs = plan_table(config, everything, figures)
+    jobs = plan_table(config, everything, figures, device)
     summary = (
         jobs.groupby(["rule", "experiment", "device"], sort=False)
         .agg(
             jobs=("job", "size"),
+            members=("members", "sum"),
             estimate_min=("estimate_min", "max"),
             runtime_min=("runtime_min", "max"),
             mem_mb=("mem_mb", "max"),
@@ -66,7 +73,7 @@ def plan_summary(config: dict[str, Any], everything: bool = False, figures: list
         )
         .reset_index()
     )
-    total = {"rule": "TOTAL", "experiment": "", "device": "", "jobs": len(jobs), "estimate_min": float("nan"),
+    total = {"rule": "TOTAL", "experiment": "", "device": "", "jobs": len(jobs), "members": jobs["members"].sum(), "estimate_min": float("nan"),
              "runtime_min": summary["runtime_min"].max(), "mem_mb": summary["mem_mb"].max(),
              "cpu_hours": jobs["cpu_hours"].sum(), "gpu_hours": jobs["gpu_hours"].sum()}
     return jobs, pd.concat([summary, pd.DataFrame([total])], ignore_index=True)

@@ -21,7 +21,7 @@ import torch
 from . import __version__
 from .models import Net
 
-__all__ = ["DTYPES", "resolve_device", "targets", "cosine", "seeds_of", "environment_meta", "Progress", "job", "tracked"]
+__all__ = ["DTYPES", "resolve_device", "targets", "cosine", "seeds_of", "lrs_of", "environment_meta", "Progress", "job", "tracked"]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -56,6 +56,15 @@ def seeds_of(spec: dict[str, Any]) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct and non-empty, got {seeds}")
     return seeds
+
+
+def lrs_of(spec: dict[str, Any]) -> list[float]:
+    """The learning rates a spec trains: ``lrs`` (a list: one stacked job of an algorithm entry's sweep)
+    or one ``lr``."""
+    lrs = [float(v) for v in spec["lrs"]] if "lrs" in spec else [float(spec["lr"])]
+    if not lrs or len(set(lrs)) != len(lrs):
+        raise ValueError(f"learning rates must be distinct and non-empty, got {lrs}")
+    return lrs
 
 
 def environment_meta(device: torch.device | str) -> dict[str, Any]:

@@ -31,7 +31,6 @@ shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}${{{{PYTHO
 wildcard_constraints:
     exp=r"[A-Za-z][A-Za-z0-9_]*",
     algo=r"[A-Za-z][A-Za-z0-9_]*",
-    lr=r"[0-9][0-9.e+-]*",
     fig=r"[A-Za-z][A-Za-z0-9_]*",
     name=r"[A-Za-z][A-Za-z0-9_]*",
 
@@ -40,9 +39,8 @@ def run_files(exp, name):
     return [r.file(name) for r in ex.runs(config, exp)]
 
 
-def spec_arg(wildcards):
-    spec = ex.run_spec(config, wildcards.exp, wildcards.algo, wildcards.lr)
-    return shlex.quote(json.dumps(spec, sort_keys=True))
+def job_spec_arg(job):
+    return shlex.quote(json.dumps(ex.job_spec(config, job.experiment, job.algo), sort_keys=True))
 
 
 def figure_cfg(fig):
@@ -129,15 +127,16 @@ def paper_of(wildcards):
 
 # Cluster resources (profiles/slurm): one home for the numbers, ilrepro.costs, which `ilrepro plan` also
 # sums. Run time in minutes (doubled on each retry, so a job killed at its time limit gets more),
-# memory in MB, and one GPU for a job whose config asks for `device: cuda`.
-def _train_spec(wildcards):
-    spec = ex.run_spec(config, wildcards.exp, wildcards.algo, wildcards.lr)
+# memory in MB, and one GPU for a job whose config asks for `device: cuda` (`auto` asks for none: it
+# uses a GPU where the node it lands on has one).
+def _train_spec(job):
+    spec = ex.job_spec(config, job.experiment, job.algo)
     return {**spec, "threads": threads_per_run()}
 
 
-def train_resource(key):
+def train_resource(job, key):
     def resource(wildcards, attempt):
-        return getattr(costs.train_resources(_train_spec(wildcards), attempt), key)
+        return getattr(costs.train_resources(_train_spec(job), attempt), key)
 
     return resource
 
@@ -150,10 +149,10 @@ def analysis_resource(key):
     return resource
 
 
-def train_group(wildcards):
+def train_group(job):
     """Bundles (profiles/slurm `group-components`): CPU trainings in `train`, GPU ones in `train_gpu`,
     so that a bundle never holds a GPU idle during CPU trainings."""
-    return "train_gpu" if costs.train_resources(_train_spec(wildcards)).gpu else "train"
+    return "train_gpu" if costs.train_resources(_train_spec(job)).gpu else "train"
 
 
 def bench_arg():

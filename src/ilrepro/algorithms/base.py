@@ -7,9 +7,10 @@ under the name used in the config. ``gradient`` returns, for every parameter, th
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator, Sequence
 
 import torch
 
@@ -94,6 +95,9 @@ class Algorithm:
     # whether ``gradient`` runs under torch.func.vmap, for several models (seeds) at once
     # (see :mod:`ilrepro.ensemble`); a test checks every algorithm that says so
     vectorisable: ClassVar[bool] = True
+    # whether ``gradient`` reads ``self.lr`` (IL-prox: the implicit-SGD target's alpha): a stacked job
+    # then hands each member's rate into the vmapped step as a tensor (:meth:`lr_as`)
+    lr_in_gradient: ClassVar[bool] = False
 
     @classmethod
     def hparam_defaults(cls) -> dict[str, Any]:
@@ -106,7 +110,9 @@ class Algorithm:
     def hparam_range(cls, key: str) -> Range:
         return {"momentum": Range(0.0, 1.0, open_hi=True), **cls.bounds}.get(key, Range())
 
-    def __init__(self, net: Net, lr: float, hparams: dict[str, Any] | None = None) -> None:
+    def __init__(self, net: Net, lr: float, hparams: dict[str, Any] | None = None, member_lrs: Sequence[float] | None = None) -> None:
+        """``member_lrs``: ``net`` is stacked models (:mod:`ilrepro.ensemble`), one swept rate per member
+        (the optimiser's step size for each; ``lr`` is then only the default for :meth:`lr_as`)."""
         hp = self.hparam_defaults()
         for k, v in (hparams or {}).items():
             if k not in hp:
@@ -118,14 +124,27 @@ class Algorithm:
         self.hp = hp
         self.lr = float(lr)
         params = net.params
+        rates: float | list[float] = self.opt_lr() if member_lrs is None else [self.opt_lr(float(v)) for v in member_lrs]
         if self.optimiser == "adam":
-            self.opt: Optimiser = Adam(params, lr=self.opt_lr())
+            self.opt: Optimiser = Adam(params, lr=rates)
         else:
-            self.opt = SGD(params, lr=self.opt_lr(), momentum=float(hp.get("momentum", 0.0)))
+            self.opt = SGD(params, lr=rates, momentum=float(hp.get("momentum", 0.0)))
 
-    def opt_lr(self) -> float:
-        """The optimiser's step size (the swept ``lr`` unless the algorithm says otherwise)."""
-        return 1.0 if self.optimiser == "none" else self.lr
+    def opt_lr(self, lr: float | None = None) -> float:
+        """The optimiser's step size for the swept rate ``lr`` (default: this algorithm's): that rate
+        unless the algorithm says otherwise."""
+        return 1.0 if self.optimiser == "none" else (self.lr if lr is None else lr)
+
+    @contextlib.contextmanager
+    def lr_as(self, lr: float | Tensor) -> Iterator[None]:
+        """Inside, ``self.lr`` is ``lr``: in a stacked step, the member's own rate (a tensor under vmap)
+        for an algorithm whose gradient reads it (:attr:`lr_in_gradient`)."""
+        saved = self.lr
+        self.lr = lr  # type: ignore[assignment]  # a float outside vmap, a batched 0-dim tensor inside
+        try:
+            yield
+        finally:
+            self.lr = saved
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         raise NotImplementedError
@@ -182,7 +201,12 @@ def register(cls: type[Algorithm]) -> type[Algorithm]:
     return cls
 
 
-def make_algorithm(name: str, net: Net, lr: float, hparams: dict[str, Any] | None = None) -> Algorithm:
+def make_algorithm(
+    name: str, net: Net, lr: float, hparams: dict[str, Any] | None = None, member_lrs: Sequence[float] | None = None
+) -> Algorithm:
+    """The algorithm on ``net``; ``member_lrs``: on stacked models, one swept rate per member."""
     if name not in ALGORITHMS:
         raise AlgorithmError(f"unknown algorithm '{name}'; known: {', '.join(sorted(ALGORITHMS))}")
-    return ALGORITHMS[name](net, lr, hparams)
+    if member_lrs is None:
+        return ALGORITHMS[name](net, lr, hparams)
+    return ALGORITHMS[name](net, lr, hparams, member_lrs)

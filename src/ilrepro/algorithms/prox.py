@@ -46,9 +46,11 @@ def prox_kappa(net: Net, h: list[Tensor], alpha: float | Tensor, eps: float | Te
     return an / (one + an)
 
 
-def prox_target(y: Tensor, alpha: float, eps: float) -> TargetFn:
-    """The implicit-SGD output target h_L = p + kappa (y - p), recomputed from the current state."""
-    alpha_t, eps_t, one = _consts(y, alpha, eps, 1.0)
+def prox_target(y: Tensor, alpha: float | Tensor, eps: float) -> TargetFn:
+    """The implicit-SGD output target h_L = p + kappa (y - p), recomputed from the current state.
+    ``alpha``: a float, or a 0-dim tensor (a stacked job's per-member rate under vmap)."""
+    eps_t, one = _consts(y, eps, 1.0)
+    alpha_t = alpha.to(y.dtype) if isinstance(alpha, Tensor) else _consts(y, alpha)[0]
 
     def target(net: Net, h: list[Tensor], logits: Tensor) -> Tensor:
         p = net.link(logits)
@@ -75,6 +77,7 @@ class ILProx(Algorithm):
     # n_l is per layer; an RNN shares its weights across steps (the paper defines no RNN form)
     supported_models = ("mlp", "autoencoder", "cnn")
     optimiser = "none"
+    lr_in_gradient = True  # alpha enters the target
     defaults = {"T": 25, "gamma_bot": 0.015, "gamma_top": 0.015, "eps": 0.0}
 
     def inference_config(self) -> InferenceConfig:
@@ -113,7 +116,7 @@ class ILProxAdam(ILProx):
     defaults = {"T": 20, "gamma_bot": 0.02, "gamma_top": 0.015, "eps": 5.0, "adam_lr": 3e-5}
     bounds = {"adam_lr": Range(0.0, open_lo=True)}
 
-    def opt_lr(self) -> float:
+    def opt_lr(self, lr: float | None = None) -> float:
         return float(self.hp["adam_lr"])
 
 
@@ -126,6 +129,7 @@ class BPProx(Algorithm):
     parameterisation = "pre"
     supported_models = ("mlp", "autoencoder", "cnn")
     optimiser = "none"
+    lr_in_gradient = True  # alpha enters the soft target
     defaults = {"eps": 0.0}
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:

@@ -124,6 +124,28 @@ def available() -> bool:
     return load() is not None
 
 
+def net_unfit(net: Net) -> str:
+    """Why the fast path cannot train ``net`` (its model, device or dtype), or "" where it can."""
+    ps = net.params
+    if type(net) is not Net or not net.local_vjp:
+        return f"model '{net.meta.get('type', type(net).__name__)}' is not a chain of linear layers"
+    if any(p.device.type != "cpu" for p in ps):
+        return f"device {ps[0].device.type}"
+    if ps[0].dtype not in (torch.float32, torch.float64) or any(p.dtype != ps[0].dtype for p in ps):
+        return f"dtype {ps[0].dtype}"
+    if net.layers[0].in_act != "identity" or net.output_loss not in _LINK:
+        return "input layer with an input activation"
+    return ""
+
+
+def serves(net: Net, algorithm: type) -> bool:
+    """Whether ``algorithm`` (a class) trains ``net`` by the fast path, one model at a time: it has a
+    native step, the net fits, and the extension builds."""
+    from ..algorithms.base import Algorithm
+
+    return algorithm.native_gradient is not Algorithm.native_gradient and not net_unfit(net) and available()
+
+
 def chain_args(net: Net, x: Tensor, y: Tensor) -> tuple[list[Any], str]:
     """The fast path's arguments for ``net`` on (x, y): ([W, b, x2d, y, in_acts, out_acts, link], "")
     where it applies, else ([], the reason)."""
@@ -135,16 +157,15 @@ def chain_args(net: Net, x: Tensor, y: Tensor) -> tuple[list[Any], str]:
             and x.device.type == "cpu"):
         # the same parameter tensors (held by the cache, so the ids are theirs) as checked before
         return [hit[2], hit[3], x.reshape(x.shape[0], -1).contiguous(), y.reshape(y.shape[0], -1).contiguous(), *_codes(net)], ""
-    if type(net) is not Net or not net.local_vjp:
-        return [], f"model '{net.meta.get('type', type(net).__name__)}' is not a chain of linear layers"
-    if x.device.type != "cpu" or any(p.device.type != "cpu" for p in ps):
+    why = net_unfit(net)
+    if why:
+        return [], why
+    if x.device.type != "cpu":
         return [], f"device {x.device.type}"
-    if x.dtype not in (torch.float32, torch.float64) or any(p.dtype != x.dtype for p in ps) or y.dtype != x.dtype:
+    if x.dtype != ps[0].dtype or y.dtype != x.dtype:
         return [], f"dtype {x.dtype}"
     if any(p.requires_grad for p in ps) or not all(p.is_contiguous() for p in ps):
         return [], "parameters that require grad or are not contiguous"
-    if net.layers[0].in_act != "identity" or net.output_loss not in _LINK:
-        return [], "input layer with an input activation"
     x2 = x.reshape(x.shape[0], -1).contiguous()
     y2 = y.reshape(y.shape[0], -1).contiguous()
     codes = _codes(net)
