@@ -24,7 +24,6 @@ import contextlib
 import functools
 import json
 import math
-import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -268,7 +267,7 @@ def calibrate(device: str = "cpu", threads: int = 1) -> Costs:
 
     small, m_small = time_updates([16, 16], 1, 300)  # the native path where it builds
     native_overhead = small / (3 * m_small.n_layers) if native.available() and dev.type == "cpu" else None
-    with _native_off():
+    with native.disabled():
         small, m_small = time_updates([16, 16], 1, 300)  # the pure-torch path
     overhead = small / (3 * m_small.n_layers)
     big, m_big = time_updates([1024, 1024], 16, 30)
@@ -285,18 +284,6 @@ def calibrate(device: str = "cpu", threads: int = 1) -> Costs:
     known = COSTS[_device_kind(device)]
     return Costs(overhead, rate, eval_rate, known.startup_s, known.stack_overhead, native_overhead)
 
-
-@contextlib.contextmanager
-def _native_off() -> Iterator[None]:
-    old = os.environ.get("ILREPRO_NATIVE")
-    os.environ["ILREPRO_NATIVE"] = "0"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("ILREPRO_NATIVE")
-        else:
-            os.environ["ILREPRO_NATIVE"] = old
 
 
 def _sync(dev: torch.device) -> None:

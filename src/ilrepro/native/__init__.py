@@ -17,12 +17,14 @@ the log says so in one line (once per reason and process).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
 import os
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -118,6 +120,22 @@ def load() -> ModuleType | None:
             _say(f"the C++ extension could not be built: {type(err).__name__}: {first}")
             _module = None
     return _module
+
+
+@contextlib.contextmanager
+def disabled(yes: bool = True) -> Iterator[None]:
+    """Within the block (if ``yes``) the pure-torch reference takes every update, as under
+    ``ILREPRO_NATIVE=0``: to time or compare the reference itself."""
+    old = os.environ.get("ILREPRO_NATIVE")
+    if yes:
+        os.environ["ILREPRO_NATIVE"] = "0"
+    try:
+        yield
+    finally:
+        if yes and old is None:
+            os.environ.pop("ILREPRO_NATIVE", None)
+        elif yes:
+            os.environ["ILREPRO_NATIVE"] = old
 
 
 def available() -> bool:
