@@ -71,6 +71,16 @@ class LayerSpec:
     padding: int = 0
 
 
+def _conv_vjp(g: Tensor, a: Tensor, w: Tensor, spec: LayerSpec, mask: tuple[bool, bool, bool]) -> list[Tensor]:
+    """The vector-Jacobian products of conv2d(a, w, b) with the cotangent g on its output: those of
+    ``mask`` = (input, weight, bias) that are asked for, in that order. The kernel autograd itself calls
+    for a convolution (so the same bits), and one that ``torch.func.vmap`` batches; for the input
+    product ``a`` only gives the shape."""
+    s, p = (spec.stride, spec.stride), (spec.padding, spec.padding)
+    out = torch.ops.aten.convolution_backward(g, a, w, [w.shape[0]] if mask[2] else None, s, p, (1, 1), False, (0, 0), 1, mask)
+    return [t for t, m in zip(out, mask) if m]
+
+
 @dataclass
 class Net:
     """A chain of layers with a flat parameter list ``[W_0, b_0, W_1, b_1, ...]``."""
@@ -117,16 +127,25 @@ class Net:
 
     @property
     def local_vjp(self) -> bool:
-        """True when every layer is a plain linear layer of this class, whose vector-Jacobian products
-        :meth:`linear_vjp` writes out (the fast path of the inference loop); else autograd is used."""
-        return type(self).layer is Net.layer and all(s.kind == "linear" for s in self.layers)
+        """True when every layer is a plain linear or convolutional layer of this class, whose
+        vector-Jacobian products :meth:`linear_vjp` writes out (the fast path of the inference loop);
+        else autograd is used."""
+        return type(self).layer is Net.layer and all(s.kind in ("linear", "conv") for s in self.layers)
 
     def linear_vjp(self, l: int, h: Tensor, mu: Tensor, e: Tensor, wrt: Literal["input", "params"]) -> list[Tensor]:
-        """For linear layer l with output mu = f_l(h) and a cotangent e on it: ``wrt="input"`` gives
+        """For layer l with output mu = f_l(h) and a cotangent e on it: ``wrt="input"`` gives
         [J_h^T e]; ``wrt="params"`` gives [dW, db] = [g^T a, sum_b g] with g = e * out_act'(.), a the
-        presynaptic activity — the local Hebbian product, summed over the batch. Tested against autograd."""
+        presynaptic activity — the local Hebbian product, summed over the batch. A convolution's are the
+        same products written as convolutions (:func:`_conv_vjp`: the transposed convolution of g with W,
+        the correlation of g with a, the bias summed over batch and space). Tested against autograd."""
         spec = self.layers[l]
         g = e * _D_FROM_OUTPUT[spec.out_act](mu) if spec.out_act != "identity" else e
+        if spec.kind == "conv":
+            w = self.params[2 * l]
+            if wrt == "params":
+                return _conv_vjp(g, self.presynaptic(l, h), w, spec, (False, True, True))
+            dh = _conv_vjp(g, h, w, spec, (True, False, False))[0]
+            return [dh * _D_FROM_INPUT[spec.in_act](h) if spec.in_act != "identity" else dh]
         if wrt == "params":
             return [g.T @ self.presynaptic(l, h), g.sum(0)]
         dh = g @ self.params[2 * l]
