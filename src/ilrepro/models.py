@@ -81,6 +81,18 @@ def _conv_vjp(g: Tensor, a: Tensor, w: Tensor, spec: LayerSpec, mask: tuple[bool
     return [t for t, m in zip(out, mask) if m]
 
 
+def _times_derivative(e: Tensor, act: str, at: Tensor, derivative: dict[str, Callable[[Tensor], Tensor]]) -> Tensor:
+    """e * act'(.) with the derivative a function of ``at`` (``derivative``: of the activation's
+    output or its input). ReLU's is a mask, applied as autograd applies it (one pass, no 0/1 tensor:
+    on a convolution's large activities the extra passes of sign-and-multiply cost more than the
+    autograd call they replace); the others multiply."""
+    if act == "identity":
+        return e
+    if act == "relu":  # at > 0 <=> relu(at) > 0, for ReLU's input and its output alike
+        return torch.ops.aten.threshold_backward(e, at, 0)
+    return e * derivative[act](at)
+
+
 @dataclass
 class Net:
     """A chain of layers with a flat parameter list ``[W_0, b_0, W_1, b_1, ...]``."""
@@ -139,19 +151,28 @@ class Net:
         same products written as convolutions (:func:`_conv_vjp`: the transposed convolution of g with W,
         the correlation of g with a, the bias summed over batch and space). Tested against autograd."""
         spec = self.layers[l]
-        g = e * _D_FROM_OUTPUT[spec.out_act](mu) if spec.out_act != "identity" else e
         if spec.kind == "conv":
-            w = self.params[2 * l]
             if wrt == "params":
-                return _conv_vjp(g, self.presynaptic(l, h), w, spec, (False, True, True))
-            dh = _conv_vjp(g, h, w, spec, (True, False, False))[0]
-            return [dh * _D_FROM_INPUT[spec.in_act](h) if spec.in_act != "identity" else dh]
+                return self._conv_products(l, h, mu, e, False)
+            return self._conv_products(l, h, mu, e, True, False)
+        g = e * _D_FROM_OUTPUT[spec.out_act](mu) if spec.out_act != "identity" else e
         if wrt == "params":
             return [g.T @ self.presynaptic(l, h), g.sum(0)]
         dh = g @ self.params[2 * l]
         if spec.flatten_input:
             dh = dh.reshape(h.shape)
         return [dh * _D_FROM_INPUT[spec.in_act](h) if spec.in_act != "identity" else dh]
+
+    def _conv_products(self, l: int, h: Tensor, mu: Tensor, e: Tensor, wrt_input: bool, wrt_params: bool = True) -> list[Tensor]:
+        """:meth:`linear_vjp` of conv layer l, [J_h^T e] and/or [dW, db] from one kernel call (both
+        at once for Z-IL's front, as autograd does)."""
+        spec = self.layers[l]
+        g = _times_derivative(e, spec.out_act, mu, _D_FROM_OUTPUT)
+        a = self.presynaptic(l, h) if wrt_params else h  # the input product reads only its shape
+        out = _conv_vjp(g, a, self.params[2 * l], spec, (wrt_input, wrt_params, wrt_params))
+        if wrt_input:
+            out[0] = _times_derivative(out[0], spec.in_act, h, _D_FROM_INPUT)
+        return out
 
     @property
     def front_local(self) -> bool:
@@ -162,6 +183,9 @@ class Net:
         """Layer l's two local products with a cotangent e on its output mu = f_l(h): the feedback
         J_h^T e to its free input node (None for layer 0, which reads the clamped input ``x``) and its
         weight terms as (index into ``params``, term) pairs, summed over the batch."""
+        if self.layers[l].kind == "conv":
+            *dh, dw, db = self._conv_products(l, h, mu, e, l > 0)
+            return (dh[0] if dh else None), [(2 * l, dw), (2 * l + 1, db)]
         dh = self.linear_vjp(l, h, mu, e, "input")[0] if l > 0 else None
         dw, db = self.linear_vjp(l, h, mu, e, "params")
         return dh, [(2 * l, dw), (2 * l + 1, db)]
