@@ -78,3 +78,24 @@ def test_native_path_still_declines_a_cnn():
     net = _cnn("post", "relu", *SHAPES[0], dtype=torch.float32)
     assert net.local_vjp
     assert "not a chain of linear layers" in native.net_unfit(net)
+
+
+@pytest.mark.parametrize("act", ["relu", "sigmoid"])
+def test_zil_front_on_a_cnn_written_out_where_it_pays_and_equal_to_autograd(monkeypatch, act):
+    """Z-IL's front takes the written-out conv products on small activities, autograd's on large ones
+    (Net.front_pays), and both give the same weight terms."""
+    from ilrepro import models
+    from ilrepro.algorithms.il import hard_clamp
+    from ilrepro.energy import infer_front
+
+    net = _cnn("pre", act, *SHAPES[1])
+    x = _x(n=4)
+    y = torch.nn.functional.one_hot(torch.arange(4) % 5, 5).to(x.dtype)
+    assert net.front_pays(x)
+    fast = infer_front(net, x, hard_clamp(y))
+    # layer 1 reads 4 x 3 x 5 x 5 = 300 activities (9x9 input, kernel 2, stride 2, padding 1)
+    monkeypatch.setattr(models, "FRONT_CONV_MAX", 300)
+    assert not net.front_pays(x) and net.front_pays(x[:3])
+    slow = infer_front(net, x, hard_clamp(y))
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

@@ -205,13 +205,14 @@ def infer_front(net: Net, x: Tensor, target_fn: TargetFn, gamma: float = 1.0) ->
 
     For nets whose layers' products are written out (:attr:`Net.front_local`: chains of linear and conv layers, the RNN)
     both products are the layer's local rules (:meth:`Net.local_products`, tested against autograd) and
-    autograd is not used; otherwise one autograd call per layer on the front."""
+    autograd is not used, where they pay (:meth:`Net.front_pays`: not on large conv activities);
+    otherwise one autograd call per layer on the front."""
     L = net.n_layers
     dist = graph_distances(net)
     front: dict[int, list[int]] = {}  # step t -> the layers whose output node is at distance t
     for l in range(L):
         front.setdefault(dist[l + 1], []).append(l)
-    if net.front_local:
+    if net.front_pays(x):
         return _infer_front_local(net, x, target_fn, gamma, front)
     ps = [p.detach().requires_grad_(True) for p in net.params]
     x = x.detach()
