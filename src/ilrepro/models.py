@@ -83,9 +83,9 @@ def _conv_vjp(g: Tensor, a: Tensor, w: Tensor, spec: LayerSpec, mask: tuple[bool
 
 def _times_derivative(e: Tensor, act: str, at: Tensor, derivative: dict[str, Callable[[Tensor], Tensor]]) -> Tensor:
     """e * act'(.) with the derivative a function of ``at`` (``derivative``: of the activation's
-    output or its input). ReLU's is a mask, applied as autograd applies it (one pass, no 0/1 tensor:
-    on a convolution's large activities the extra passes of sign-and-multiply cost more than the
-    autograd call they replace); the others multiply."""
+    output or its input). ReLU's is a mask, applied as autograd applies it (one pass over a
+    convolution's large activities, where sign-and-multiply takes two and a 0/1 tensor); the others
+    multiply."""
     if act == "identity":
         return e
     if act == "relu":  # at > 0 <=> relu(at) > 0, for ReLU's input and its output alike
@@ -94,7 +94,7 @@ def _times_derivative(e: Tensor, act: str, at: Tensor, derivative: dict[str, Cal
 
 
 # Z-IL's front on a CNN, one thread, written-out / autograd time: 0.81 on the digits CNN (B=64, 18k
-# activities into conv layer 1), 0.84 / 0.92 / 1.08 on the Fashion-MNIST CNN [16, 32] at B = 4 / 16 / 64
+# activities into conv layer 1), 0.84 / 0.92 / 1.08-1.11 on the Fashion-MNIST CNN [16, 32] at B = 4 / 16 / 64
 # (43k / 173k / 692k), 0.94 on the digits CNN at B=512 (147k): the crossover lies near 350k
 FRONT_CONV_MAX = 2**18
 
