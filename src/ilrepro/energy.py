@@ -73,7 +73,7 @@ def pc_state(
     net: Net, h: list[Tensor], target_fn: TargetFn, feedback: bool = False, mu0: Tensor | None = None
 ) -> tuple[PCState, list[Tensor]]:
     """Predictions and errors at activities ``h`` (h_0..h_{L-1}); with ``feedback`` also the terms
-    J_l^T e_{l+1} for the hidden layers l = 1..L-1 (vector-Jacobian products: written out for linear
+    J_l^T e_{l+1} for the hidden layers l = 1..L-1 (vector-Jacobian products: written out for linear and conv
     layers, one autograd call otherwise). ``mu0``: the first layer's prediction, if already known (the
     input is clamped, so it does not change during inference)."""
     L = net.n_layers
@@ -203,15 +203,16 @@ def infer_front(net: Net, x: Tensor, target_fn: TargetFn, gamma: float = 1.0) ->
     front step) and over the batch: -B dF/dtheta under Z-IL's schedule. A parameter shared by several
     layers (an RNN's W_h) collects one term per layer.
 
-    For nets whose layers' products are written out (:attr:`Net.front_local`: linear chains, the RNN)
+    For nets whose layers' products are written out (:attr:`Net.front_local`: chains of linear and conv layers, the RNN)
     both products are the layer's local rules (:meth:`Net.local_products`, tested against autograd) and
-    autograd is not used; otherwise (convolutions) one autograd call per layer on the front."""
+    autograd is not used, where they pay (:meth:`Net.front_pays`: not on large conv activities);
+    otherwise one autograd call per layer on the front."""
     L = net.n_layers
     dist = graph_distances(net)
     front: dict[int, list[int]] = {}  # step t -> the layers whose output node is at distance t
     for l in range(L):
         front.setdefault(dist[l + 1], []).append(l)
-    if net.front_local:
+    if net.front_pays(x):
         return _infer_front_local(net, x, target_fn, gamma, front)
     ps = [p.detach().requires_grad_(True) for p in net.params]
     x = x.detach()

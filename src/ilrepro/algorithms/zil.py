@@ -12,7 +12,7 @@ Two computations of the same rule:
 
 * the front-only path (default): :func:`ilrepro.energy.infer_front` does only the work on the error
   front, so one update costs about one BP step (each layer's products by its written-out local rule
-  for the MLP and RNN, one autograd call per layer for a CNN);
+  for the MLP, the CNN and the RNN);
 * the full loop: every node takes every inference step (:func:`ilrepro.energy.infer`) and a hook reads
   each layer at its scheduled step. It is what the ablations change — gamma, a non-zero initial error,
   all layers read at the last step — each of which breaks the equality.

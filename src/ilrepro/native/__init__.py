@@ -145,7 +145,7 @@ def available() -> bool:
 def net_unfit(net: Net) -> str:
     """Why the fast path cannot train ``net`` (its model, device or dtype), or "" where it can."""
     ps = net.params
-    if type(net) is not Net or not net.local_vjp:
+    if type(net) is not Net or any(s.kind != "linear" for s in net.layers):
         return f"model '{net.meta.get('type', type(net).__name__)}' is not a chain of linear layers"
     if any(p.device.type != "cpu" for p in ps):
         return f"device {ps[0].device.type}"
