@@ -47,3 +47,19 @@ def batch(n: int = 3, n_in: int = 5, n_out: int = 4, seed: int = 1, dtype=torch.
     x = torch.rand(n, 1, 1, n_in, generator=g, dtype=dtype)
     y = torch.nn.functional.one_hot(torch.randint(0, n_out, (n,), generator=g), n_out).to(dtype)
     return x, y
+
+
+def assert_layer_vjps_match_autograd(net: Net, h: list[torch.Tensor], g: torch.Generator) -> None:
+    """Every layer's written-out products (``Net.linear_vjp``: J^T e to its input, and its weight and
+    bias terms) equal autograd's on the layer function, at activities ``h``, for a random cotangent e."""
+    for l in range(net.n_layers):
+        hl = h[l].clone().requires_grad_(True)
+        ps = [p.clone().requires_grad_(True) for p in net.params]
+        mu = net.layer(l, hl, ps)
+        e = torch.randn(mu.shape, generator=g, dtype=mu.dtype)
+        dh, dw, db = torch.autograd.grad(mu, [hl, ps[2 * l], ps[2 * l + 1]], grad_outputs=e)
+        mu = mu.detach()
+        torch.testing.assert_close(net.linear_vjp(l, h[l], mu, e, "input")[0], dh, rtol=1e-12, atol=1e-12)
+        ours_w, ours_b = net.linear_vjp(l, h[l], mu, e, "params")
+        torch.testing.assert_close(ours_w, dw, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(ours_b, db, rtol=1e-12, atol=1e-12)

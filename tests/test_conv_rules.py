@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import assert_layer_vjps_match_autograd
 
 from ilrepro import native
 from ilrepro.algorithms import make_algorithm
@@ -35,17 +36,7 @@ def test_conv_written_out_vjps_equal_autograd(shape, param, act):
     assert net.local_vjp and [s.kind for s in net.layers] == ["conv", "conv", "linear"]
     g = torch.Generator().manual_seed(5)
     h = [hh + 0.1 * torch.randn(hh.shape, generator=g, dtype=hh.dtype) for hh in net.forward(_x())[:-1]]
-    for l in range(net.n_layers):
-        hl = h[l].clone().requires_grad_(True)
-        ps = [p.clone().requires_grad_(True) for p in net.params]
-        mu = net.layer(l, hl, ps)
-        e = torch.randn(mu.shape, generator=g, dtype=mu.dtype)
-        dh, dw, db = torch.autograd.grad(mu, [hl, ps[2 * l], ps[2 * l + 1]], grad_outputs=e)
-        mu = mu.detach()
-        torch.testing.assert_close(net.linear_vjp(l, h[l], mu, e, "input")[0], dh, rtol=1e-12, atol=1e-12)
-        ours_w, ours_b = net.linear_vjp(l, h[l], mu, e, "params")
-        torch.testing.assert_close(ours_w, dw, rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(ours_b, db, rtol=1e-12, atol=1e-12)
+    assert_layer_vjps_match_autograd(net, h, g)
 
 
 def _il_sgd(net: Net, dtype, updates: int = 20) -> list[torch.Tensor]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 
-import torch
 import pytest
+import torch
+from conftest import assert_layer_vjps_match_autograd, batch, small_mlp
 
 from ilrepro.algorithms import bp_gradient
 from ilrepro.algorithms.il import soft_clamp
 from ilrepro.energy import InferenceConfig, infer, pc_state, weight_directions
-
-from conftest import batch, small_mlp
 
 
 def _energy(net, h, target):
@@ -138,17 +137,7 @@ def test_written_out_vjps_equal_autograd(param, act):
     x, _ = batch()
     h = _perturbed_state(net, x)
     g = torch.Generator().manual_seed(5)
-    for l in range(net.n_layers):
-        hl = h[l].clone().requires_grad_(True)
-        ps = [p.clone().requires_grad_(True) for p in net.params]
-        mu = net.layer(l, hl, ps)
-        e = torch.randn(mu.shape, generator=g, dtype=mu.dtype)
-        dh, dw, db = torch.autograd.grad(mu, [hl, ps[2 * l], ps[2 * l + 1]], grad_outputs=e)
-        mu = mu.detach()
-        torch.testing.assert_close(net.linear_vjp(l, h[l], mu, e, "input")[0], dh, rtol=1e-12, atol=1e-12)
-        ours_w, ours_b = net.linear_vjp(l, h[l], mu, e, "params")
-        torch.testing.assert_close(ours_w, dw, rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(ours_b, db, rtol=1e-12, atol=1e-12)
+    assert_layer_vjps_match_autograd(net, h, g)
 
 
 def test_fast_and_autograd_paths_agree(monkeypatch):
