@@ -69,6 +69,20 @@ def test_1_unknown_files_say_what_they_hold(tmp_path):
     load_dataset("fashion_mnist", tmp_path, verify=False)  # a subset of one's own: on request only
 
 
+def test_1_cifar10_batches_are_checked_by_their_published_md5(tmp_path):
+    import pickle
+
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (root / name).write_bytes(pickle.dumps({"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), "labels": list(range(4))}))
+    with pytest.raises(DatasetError, match=r"data_batch_1 is not CIFAR-10's data_batch_1: its md5 is [0-9a-f]{32}, the published one c99caf"):
+        load_dataset("cifar10", tmp_path)
+    ds = load_dataset("cifar10", tmp_path, verify=False)
+    assert ds.train_x.shape == (20, 3, 32, 32) and [f["identity"] for f in ds.files] == ["not checked (data.verify: false)"] * 6
+
+
 # 2. An incomplete data.dir silently falls back; meta.json records what was read ----------------------
 def test_2_a_directory_with_only_some_files_is_an_error(tmp_path):
     _mnist_lookalike(tmp_path / "fashion_mnist")

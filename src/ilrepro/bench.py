@@ -74,11 +74,10 @@ def peak_rss_mb() -> float:
 
 
 def _dataset(cfg: dict[str, Any]) -> str:
-    from .data import DatasetError, load_dataset
+    from .data import DatasetError, load_configured
 
     try:
-        dcfg = cfg.get("data", {})
-        load_dataset(cfg["dataset"], dcfg.get("dir"), False, tuple(dcfg.get("pixel_range", (0.0, 1.0))))
+        load_configured(cfg["dataset"], cfg.get("data", {}))
         return str(cfg["dataset"])
     except DatasetError:
         if not cfg.get("fallback_dataset"):

@@ -20,12 +20,12 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
-__all__ = ["Dataset", "DataSize", "DatasetError", "DATASETS", "LOOKS", "SIZES", "check_labels", "load_dataset", "read_idx", "recording_files"]
+__all__ = ["Dataset", "DataSize", "DatasetError", "DATASETS", "LOOKS", "SIZES", "check_labels", "load_configured", "load_dataset", "read_idx", "recording_files"]
 
 
 class DatasetError(RuntimeError):
@@ -321,16 +321,15 @@ def _load_cifar10(data_dir: Path, download: bool, verify: bool) -> Dataset:
             f"`data.download: true` in the config (needs a network) or unpack cifar-10-python.tar.gz into {data_dir}."
         )
 
-    def batch(f: Path) -> tuple[np.ndarray, np.ndarray]:
+    def batch(f: Path, blob: bytes) -> tuple[np.ndarray, np.ndarray]:
         try:
-            with open(f, "rb") as fh:
-                d = pickle.load(fh, encoding="latin1")
+            d = pickle.loads(blob, encoding="latin1")
             return np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32), np.asarray(d["labels"])
         except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
             raise DatasetError(f"{f} is corrupt ({exc}); delete it and fetch CIFAR-10 again") from exc
 
-    records = []
-    for f in files:
+    records, batches = [], []
+    for f in files:  # each file read once: its checksum, its record and its arrays from the same bytes
         blob = f.read_bytes()
         md5 = hashlib.md5(blob).hexdigest()
         if verify and md5 != CIFAR10_MD5[f.name]:
@@ -339,10 +338,9 @@ def _load_cifar10(data_dir: Path, download: bool, verify: bool) -> Dataset:
                 "Fetch CIFAR-10 again, or set `data.verify: false` to train on files of your own."
             )
         records.append(_record(f, "published md5" if verify else UNCHECKED, blob))
-    tr = [batch(f) for f in files[:5]]
-    te = batch(files[5])
-    for f, (_, labels) in zip(files, [*tr, te]):
-        check_labels(f, labels, 10)
+        batches.append(batch(f, blob))
+        check_labels(f, batches[-1][1], 10)
+    tr, te = batches[:5], batches[5]
     x_tr = torch.from_numpy(np.concatenate([b[0] for b in tr]).astype(np.float32) / 255.0)
     y_tr = torch.from_numpy(np.concatenate([b[1] for b in tr]).astype(np.int64))
     x_te = torch.from_numpy(te[0].astype(np.float32) / 255.0)
@@ -396,6 +394,12 @@ def recording_files() -> Iterator[list[dict[str, str]]]:
 
 def default_data_dir() -> Path:
     return Path(os.environ.get("ILREPRO_DATA", "data"))
+
+
+def load_configured(name: str, data: dict[str, Any]) -> Dataset:
+    """:func:`load_dataset` as a config's ``data:`` block says (dir, download, pixel_range, verify)."""
+    return load_dataset(name, data.get("dir"), bool(data.get("download", False)), tuple(data.get("pixel_range", (0.0, 1.0))),
+                        bool(data.get("verify", True)))
 
 
 def load_dataset(

@@ -14,7 +14,7 @@ import torch
 
 from . import native
 from .algorithms import ALGORITHMS
-from .data import Dataset, load_dataset
+from .data import Dataset, load_configured
 from .ensemble import CudaGraphStep, Ensemble
 from .io import atomic_write_json, atomic_write_parquet
 from .models import Net, build_model
@@ -127,14 +127,6 @@ class _Batches:
         return idx
 
 
-def _load(spec: dict[str, Any], device: torch.device, dtype: torch.dtype) -> Dataset:
-    dcfg = spec.get("data", {})
-    return load_dataset(
-        spec["dataset"], dcfg.get("dir"), bool(dcfg.get("download", False)), tuple(dcfg.get("pixel_range", (0.0, 1.0))),
-        bool(dcfg.get("verify", True)),
-    ).to(device, dtype)
-
-
 def _cuda_graph(ens: Ensemble, data: Dataset, bsz: int, spec: dict[str, Any]) -> tuple[CudaGraphStep | None, str]:
     """The captured step where it applies (``cuda_graph``: auto, the default, or false), else None and why."""
     want = spec.get("cuda_graph", "auto")
@@ -170,7 +162,7 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
     seeds = seeds_of(spec)
     lrs = lrs_of(spec)
     members = [(lr, s) for lr in lrs for s in seeds]  # lr-major: a learning rate's members are adjacent
-    data = _load(spec, device, dtype) if data is None else data
+    data = load_configured(spec["dataset"], spec.get("data", {})).to(device, dtype) if data is None else data
     name = spec["algorithm"]
     param = ALGORITHMS[name].parameterisation if name in ALGORITHMS else "post"  # unknown: make_algorithm says so
     nets = [build_model(spec["model"], data.image_shape, data.n_classes, param, s, dtype, device) for _, s in members]
