@@ -138,7 +138,7 @@ def _warn_if_absurd(where: str, exp: dict[str, Any]) -> None:
     from .costs import estimate_seconds
 
     for label, entry in exp["algorithms"].items():
-        spec = {**exp, "algorithm": entry["algorithm"], "hparams": entry.get("hparams", {}), "seeds": exp["seeds"]}
+        spec = {**exp, "algorithm": entry["algorithm"], "hparams": entry.get("hparams", {}), "seeds": exp["seeds"], "lrs": entry["lr"]}
         days = estimate_seconds(spec) / 86_400
         if days > ABSURD_CPU_DAYS:
             warnings.warn(
