@@ -72,6 +72,10 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     out["delta_norm_var"] = moves.var()
     out["final_delta_norm_mean"] = g["delta_norm"].mean()
     out["max_delta_norm_mean"] = table.groupby(KEYS + ["seed"])["delta_norm"].max().groupby(KEYS).mean()
+    if "delta_norm_first" in table.columns:  # the first update's step (the one that kills or blows up a net)
+        out["first_delta_norm_mean"] = g["delta_norm_first"].mean()
+    if "delta_norm_max" in table.columns:  # the largest step over every update, not only evaluated ones
+        out["max_step_mean"] = g["delta_norm_max"].mean()
     if "path_length" in table.columns:
         out["path_length_mean"] = g["path_length"].mean()
     out = out.reset_index()

@@ -4,6 +4,10 @@ Each claim in the config names a *check* (a small function below that computes o
 aggregated tables), its inputs, a threshold and a direction; the result is a row of
 ``results/claims/<config>.csv`` with the paper's statement, the quantity measured, its value, the threshold and
 pass/fail. A claim that cannot be measured (missing table, NaN) fails with the reason; nothing is hidden.
+
+NaN is never dropped from a statistic: a NaN in a table a claim reads is a diverged run, and the claim's
+detail says how many. Each check says how it counts them: a diverged run's accuracy is 0 (the worst case),
+a diverged distance or step is infinite, and a mean over rows with a NaN is NaN (the claim fails, saying so).
 """
 
 from __future__ import annotations
@@ -35,27 +39,145 @@ def _selected(summary: pd.DataFrame, algo: str) -> pd.Series:
     return rows.iloc[0]
 
 
+def _nan_note(values: pd.Series | pd.DataFrame, what: str = "rows") -> str:
+    """'' or '; k of n <what> NaN (diverged)'."""
+    k = int(np.asarray(values.isna()).sum())
+    return f"; {k} of {values.size} {what} NaN (diverged)" if k else ""
+
+
 def spread_ratio(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
-    """std over learning rates of a summary column for ``algo``, divided by the same for ``baseline``."""
+    """std over learning rates of a summary column for ``algo``, divided by the same for ``baseline``
+    (a NaN entry, a diverged rate, makes it NaN: std would drop it)."""
     s = _summary(t, p)
     col = p.get("column", "final_acc_mean")
-    a, b = (s.loc[s["algo"] == k, col].std() for k in (p["algo"], p["baseline"]))
-    return float(a / b), f"std over α of {col}: {p['algo']} {a:.4g}, {p['baseline']} {b:.4g}"
+    cols = [s.loc[s["algo"] == k, col] for k in (p["algo"], p["baseline"])]
+    a, b = (c.std(skipna=False) for c in cols)
+    return float(a / b), f"std over α of {col}: {p['algo']} {a:.4g}, {p['baseline']} {b:.4g}" + _nan_note(pd.concat(cols), "rates")
+
+
+def _final_runs(t: Tables, p: dict[str, Any]) -> pd.DataFrame:
+    """One row per run (algo, lr, seed) of an experiment's metrics table: its last evaluation, with
+    ``final_acc`` (a run that diverged, stopped early, or whose accuracy is NaN counts 0: the worst case),
+    ``diverged`` and ``descending`` (its final test loss is below its initial one: a run still coming down
+    from its initialisation, not one thrown off by its steps)."""
+    m = t[f"{p['experiment']}/metrics"].sort_values("update")
+    keys = ["algo", "lr", "seed"]
+    last = m.groupby(keys).tail(1).set_index(keys)
+    start = m.groupby(keys).head(1).set_index(keys)["test_loss"]
+    diverged = (last["status"] == "diverged") if "status" in last.columns else pd.Series(False, index=last.index)
+    diverged |= last["test_acc"].isna() | (last["update"] < m["update"].max())
+    out = pd.DataFrame({"final_acc": last["test_acc"].where(~diverged, 0.0), "diverged": diverged})
+    out["descending"] = (last["test_loss"] < start.reindex(out.index)) & ~diverged
+    return out.reset_index()
+
+
+def worst_final_over_large_lr(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
+    """Stability across learning rates in the paper's sense: over every rate at or above ``baseline``'s
+    own best rate (its selected one), the worst mean-over-seeds final accuracy of ``algo`` minus that of
+    ``baseline``. Diverged runs count accuracy 0. Tiny rates, where every method is still climbing at the
+    end of the run, do not enter (they test the run length, not stability)."""
+    s, runs = _summary(t, p), _final_runs(t, p)
+    lr_star = float(_selected(s, p["baseline"])["lr"])
+    worst, parts = {}, []
+    for k in (p["algo"], p["baseline"]):
+        r = runs[(runs["algo"] == k) & (runs["lr"] >= lr_star)]
+        if r.empty:
+            raise KeyError(f"no runs of '{k}' at learning rates >= {lr_star:g}")
+        per_lr = r.groupby("lr")["final_acc"].mean()
+        worst[k] = float(per_lr.min())
+        parts.append(f"{k} worst {worst[k]:.3f} at α={per_lr.idxmin():g} (worst seed {r['final_acc'].min():.3f}, "
+                     f"{int(r['diverged'].sum())} of {len(r)} runs diverged)")
+    return worst[p["algo"]] - worst[p["baseline"]], f"α >= {lr_star:g} ({p['baseline']}'s best): " + "; ".join(parts)
+
+
+def _lr_classes(runs: pd.DataFrame, drop: float) -> pd.Series:
+    """Each learning rate of one algorithm: diverged (any seed), stable (mean final accuracy within
+    ``drop`` of the best rate's), under-trained (below that, at a rate smaller than the best one, with every
+    seed's test loss still below its initial value: too slow for the run length) or unstable (below it
+    otherwise: thrown off by its steps)."""
+    g = runs.groupby("lr")
+    acc, div, desc = g["final_acc"].mean(), g["diverged"].any(), g["descending"].all()
+    ok = acc[~div]
+    best_lr = float(ok.idxmax()) if len(ok) else math.inf
+    best = float(ok.max()) if len(ok) else 0.0
+    cls = pd.Series("unstable", index=acc.index)
+    cls[acc >= best - drop] = "stable"
+    cls[(acc < best - drop) & (acc.index < best_lr) & desc] = "under-trained"
+    cls[div] = "diverged"
+    return cls
+
+
+def stable_fraction(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
+    """The fraction of learning rates at which ``algo`` neither diverges nor ends more than ``drop``
+    (default 0.05: 5 points) below its own best rate's final accuracy, minus the same for ``baseline``.
+    Rates too small for the run length (under-trained, :func:`_lr_classes`) are reported and left out."""
+    runs = _final_runs(t, p)
+    drop = float(p.get("drop", 0.05))
+    frac, parts = {}, []
+    for k in (p["algo"], p["baseline"]):
+        cls = _lr_classes(runs[runs["algo"] == k], drop)
+        if cls.empty:
+            raise KeyError(f"no runs of '{k}'")
+        counted = cls[cls != "under-trained"]
+        frac[k] = float((counted == "stable").mean()) if len(counted) else float("nan")
+        parts.append(f"{k} {frac[k]:.2f} (" + ", ".join(f"α={lr:g} {c}" for lr, c in cls.items()) + ")")
+    return frac[p["algo"]] - frac[p["baseline"]], "; ".join(parts)
+
+
+def step_growth(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
+    """How ``algo``'s largest update grows with the learning rate: the log-log slope, over rates >=
+    ``lr_min``, of the worst seed's largest ||dtheta|| of the run (``delta_norm_max``, every update, where
+    tracked; else the larger of the first update's and the evaluated ones). 0 = bounded, 1 = grows like α
+    (explicit SGD). A run whose step is non-finite (diverged) makes the slope infinite; runs that die
+    after an explosive first step (||dtheta|| 0 afterwards) are counted by their largest step."""
+    m = t[f"{p['experiment']}/metrics"]
+    m = m[(m["algo"] == p["algo"]) & (m["lr"] >= float(p.get("lr_min", 0.0)))]
+    if m.empty:
+        raise KeyError(f"no runs of '{p['algo']}'")
+    cols = [c for c in ("delta_norm_max", "delta_norm_first", "delta_norm") if c in m.columns]
+    if "delta_norm_max" in cols:
+        cols = ["delta_norm_max", "delta_norm_first"]
+    moved = m[m["update"] > 0]  # update 0 has no step yet
+    vals = moved[cols].to_numpy(float)
+    run_bad = pd.Series(~np.isfinite(vals).all(axis=1), index=moved.index)
+    if "status" in moved.columns:
+        run_bad |= moved["status"] == "diverged"
+    keys = [moved["lr"], moved["seed"]]
+    # a NaN or infinite step (or a diverged run) is an unbounded step: +inf, never dropped by max()
+    bad = run_bad.groupby(keys).any()
+    step = moved[cols].max(axis=1).groupby(keys).max()
+    step[bad] = np.inf
+    final = m.sort_values("update").groupby(["lr", "seed"]).tail(1).set_index(["lr", "seed"])["delta_norm"]
+    dead = int(((final == 0) & ~bad.reindex(final.index)).sum())
+    worst = step.groupby("lr").max()
+    detail = (f"worst-seed largest ||dθ|| per α: " + ", ".join(f"{lr:g}: {v:.3g}" for lr, v in worst.items())
+              + f"; {int(bad.sum())} of {len(step)} runs diverged (counted as unbounded), {dead} dead (||dθ|| 0 at the end)")
+    if not np.isfinite(worst.to_numpy()).all():
+        return math.inf, detail
+    if len(worst) < 2 or (worst <= 0).any():
+        raise ValueError(f"needs >= 2 learning rates with a positive step: {detail}")
+    slope = float(np.polyfit(np.log10(worst.index.to_numpy(float)), np.log10(worst.to_numpy(float)), 1)[0])
+    return slope, detail
 
 
 def early_lead(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     """Mean test accuracy of ``algo`` minus ``baseline`` (selected learning rates) at the first evaluation
-    at or after ``fraction`` of the run."""
+    at or after ``fraction`` of the run; a seed that diverged before then counts accuracy 0."""
     s, m = _summary(t, p), t[f"{p['experiment']}/metrics"]
     at = m["update"].max() * float(p.get("fraction", 0.2))
     u = m.loc[m["update"] >= at, "update"].min()
-    accs = {}
+    accs, notes = {}, []
     for k in (p["algo"], p["baseline"]):
         row = _selected(s, k)
-        sel = m[(m["algo"] == k) & (m["lr"] == row["lr"]) & (m["update"] == u)]
-        accs[k] = float(sel["test_acc"].mean())
+        mine = m[(m["algo"] == k) & (m["lr"] == row["lr"])]
+        at_u = mine[mine["update"] == u].set_index("seed")["test_acc"].reindex(sorted(mine["seed"].unique()))
+        gone = int(at_u.isna().sum())  # stopped (diverged) before u, or NaN at u
+        if gone:
+            notes.append(f"{gone} of {len(at_u)} {k} seeds diverged (counted 0)")
+        accs[k] = float(at_u.fillna(0.0).mean())
     diff = accs[p["algo"]] - accs[p["baseline"]]
-    return diff, f"test accuracy at update {int(u)}: {p['algo']} {accs[p['algo']]:.3f}, {p['baseline']} {accs[p['baseline']]:.3f}"
+    detail = f"test accuracy at update {int(u)}: {p['algo']} {accs[p['algo']]:.3f}, {p['baseline']} {accs[p['baseline']]:.3f}"
+    return diff, detail + "".join(f"; {n}" for n in notes)
 
 
 def selected_ratio(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
@@ -63,7 +185,7 @@ def selected_ratio(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     s = _summary(t, p)
     col = p["column"]
     a, b = (float(_selected(s, k)[col]) for k in (p["algo"], p["baseline"]))
-    return a / b, f"{col}: {p['algo']} {a:.4g}, {p['baseline']} {b:.4g}"
+    return a / b, f"{col}: {p['algo']} {a:.4g}, {p['baseline']} {b:.4g}" + _nan_note(pd.Series([a, b]), "values")
 
 
 def selected_abs_diff(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
@@ -72,7 +194,7 @@ def selected_abs_diff(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     s = _summary(t, p)
     col = p["column"]
     a, b = (float(_selected(s, k)[col]) for k in (p["algo"], p["baseline"]))
-    return abs(a - b), f"{col}: {p['algo']} {a:.6g}, {p['baseline']} {b:.6g}"
+    return abs(a - b), f"{col}: {p['algo']} {a:.6g}, {p['baseline']} {b:.6g}" + _nan_note(pd.Series([a, b]), "values")
 
 
 def _table(t: Tables, p: dict[str, Any]) -> pd.DataFrame:
@@ -89,40 +211,53 @@ def _where(df: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
 def group_mean_diff(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     """In an analysis table: mean of ``column`` where ``by == a`` minus where ``by == b``."""
     df = _where(_table(t, p), p.get("where", {}))
-    ma, mb = (float(df.loc[df[p["by"]] == k, p["column"]].mean()) for k in (p["a"], p["b"]))
-    return ma - mb, f"mean {p['column']}: {p['a']} {ma:.4g}, {p['b']} {mb:.4g}"
+    ma, mb = (float(df.loc[df[p["by"]] == k, p["column"]].mean(skipna=False)) for k in (p["a"], p["b"]))
+    return ma - mb, f"mean {p['column']}: {p['a']} {ma:.4g}, {p['b']} {mb:.4g}" + _nan_note(df[p["column"]])
 
 
 def column_diff(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     """In an analysis table: mean of column ``a`` minus mean of column ``b`` (rows filtered by ``where``)."""
     df = _where(_table(t, p), p.get("where", {}))
-    ma, mb = float(df[p["a"]].mean()), float(df[p["b"]].mean())
-    return ma - mb, f"mean {p['a']} {ma:.4g}, mean {p['b']} {mb:.4g}"
+    ma, mb = float(df[p["a"]].mean(skipna=False)), float(df[p["b"]].mean(skipna=False))
+    return ma - mb, f"mean {p['a']} {ma:.4g}, mean {p['b']} {mb:.4g}" + _nan_note(df[[p["a"], p["b"]]])
 
 
 def column_stat(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     """In an analysis (or experiment metrics) table: ``stat`` (max, min, mean, median) of ``column``
-    over the rows that ``where`` keeps."""
+    over the rows that ``where`` keeps. A NaN row is a diverged one: it counts as +inf (a divergence, a
+    distance, a cost that blew up), or as ``nan_as`` where the config says (e.g. 0 for an accuracy)."""
     df = _where(_table(t, p), p.get("where", {}))
-    v = float(getattr(df[p["column"]], p.get("stat", "max"))())
-    return v, f"{p.get('stat', 'max')} of {p['column']} over {len(df)} rows"
+    if df.empty:
+        raise ValueError(f"no rows where {p.get('where', {})}")
+    col = df[p["column"]].astype(float)
+    v = float(getattr(col.fillna(float(p.get("nan_as", math.inf))), p.get("stat", "max"))())
+    nan_as = p.get("nan_as", "inf")
+    note = _nan_note(col) + (f", counted as {nan_as}" if col.isna().any() else "")
+    return v, f"{p.get('stat', 'max')} of {p['column']} over {len(df)} rows" + note
 
 
 def loglog_slope(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     """Least-squares slope of log10(y) against log10(x) (rows filtered by ``where``; x range optional)."""
     df = _where(_table(t, p), p.get("where", {}))
-    df = df[(df[p["x"]] > 0) & (df[p["y"]] > 0)]
     if "x_range" in p:
         lo, hi = p["x_range"]
         df = df[(df[p["x"]] >= lo) & (df[p["x"]] <= hi)]
+    if df[p["y"]].isna().any():  # a diverged point is not left out of the fit
+        at = sorted(df.loc[df[p["y"]].isna(), p["x"]].unique())
+        return float("nan"), f"{p['y']} NaN (diverged) at {p['x']} = {', '.join(f'{x:g}' for x in at)}" + _nan_note(df[p["y"]])
+    zero = int((df[p["y"]] <= 0).sum())  # exact agreement (0) has no logarithm: named, not fitted
+    df = df[(df[p["x"]] > 0) & (df[p["y"]] > 0)]
     g = df.groupby(p["x"])[p["y"]].mean()
     slope = float(np.polyfit(np.log10(g.index.to_numpy(float)), np.log10(g.to_numpy(float)), 1)[0])
-    return slope, f"fit over {len(g)} values of {p['x']} in [{g.index.min():.3g}, {g.index.max():.3g}]"
+    return slope, f"fit over {len(g)} values of {p['x']} in [{g.index.min():.3g}, {g.index.max():.3g}]" + (f"; {zero} rows <= 0 left out" if zero else "")
 
 
 CHECKS: dict[str, Callable[[Tables, dict[str, Any]], tuple[float, str]]] = {
     f.__name__: f
-    for f in (spread_ratio, early_lead, selected_ratio, selected_abs_diff, group_mean_diff, column_diff, column_stat, loglog_slope)
+    for f in (
+        spread_ratio, worst_final_over_large_lr, stable_fraction, step_growth, early_lead, selected_ratio,
+        selected_abs_diff, group_mean_diff, column_diff, column_stat, loglog_slope,
+    )
 }
 
 
@@ -154,7 +289,8 @@ def evaluate_claims(claims: dict[str, dict[str, Any]], inputs: Mapping[str, str 
             value, detail = CHECKS[c["check"]](tables, c.get("params", {}))
         except (KeyError, ValueError, IndexError, ZeroDivisionError) as exc:
             value, detail = float("nan"), f"not measurable: {exc}"
-        ok = math.isfinite(value) and (value < thr if direction == "below" else value > thr)
+        # an infinite value is a measurement (an unbounded step, a divergence); NaN is not
+        ok = not math.isnan(value) and (value < thr if direction == "below" else value > thr)
         rows.append(
             {
                 "claim": name,

@@ -53,11 +53,11 @@ def evaluate(net: Net, data: Dataset, chunk: int = 10_000, predict: Callable[[to
 def metrics_columns(exp: dict[str, Any]) -> set[str]:
     """The measure columns of an experiment's metrics table, known from its config: what :func:`train`
     writes (``test_acc`` only for a classifier: an autoencoder has a reconstruction loss)."""
-    cols = {"update", "test_loss", "delta_norm"}
+    cols = {"update", "test_loss", "delta_norm", "delta_norm_first"}
     if exp.get("model", {}).get("type", "mlp") != "autoencoder":
         cols |= {"test_acc", "test_ce"}
     if exp.get("track_path_length"):
-        cols.add("path_length")
+        cols |= {"path_length", "delta_norm_max"}
     if exp.get("track_bp_cosine"):
         cols.add("bp_cosine")
     return cols
@@ -174,7 +174,8 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
     K = len(members)
 
     track_bp = bool(spec.get("track_bp_cosine", False))
-    track_path = bool(spec.get("track_path_length", False))  # sum of ||dtheta|| over every update
+    # sum of ||dtheta|| over every update, and its running maximum (the explosive first steps count)
+    track_path = bool(spec.get("track_path_length", False))
     batches = [_Batches(len(data.train_y), bsz, s) for _, s in members]
     graph, graph_status = _cuda_graph(ens, data, bsz, spec)
     # evaluation batched across members: on CUDA (``batched_eval: auto``), or where the spec says true
@@ -193,12 +194,15 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
     first = evaluate_members(list(range(K)))
     rows: list[list[dict[str, float]]] = []
     for k in range(K):
-        rows.append([{"update": 0, **first[k], "delta_norm": float("nan")}])
+        rows.append([{"update": 0, **first[k], "delta_norm": float("nan"), "delta_norm_first": float("nan")}])
         if track_path:
             rows[k][0]["path_length"] = 0.0
+            rows[k][0]["delta_norm_max"] = float("nan")
     status = ["ok"] * K
     done = [0] * K
     path = [0.0] * K
+    first_step = [float("nan")] * K  # ||dtheta|| of update 1: a step that kills or blows up a net is seen
+    max_step = [0.0] * K
     active = list(range(K))
     label = f"train {spec.get('experiment', '')}/{spec.get('algo', name)}/lr{','.join(f'{lr:g}' for lr in lrs)}"
     report = Progress(label, updates) if progress else None
@@ -208,7 +212,8 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
     steps = 0
     for u in range(1, updates + 1):
         is_eval = u % every == 0 or u == updates
-        before = {k: [w.clone() for w in ens.members[k].weights] for k in active} if (is_eval or track_path) else None
+        measure = is_eval or track_path or u == 1
+        before = {k: [w.clone() for w in ens.members[k].weights] for k in active} if measure else None
         if graph is not None and not (is_eval and track_bp):
             idx = torch.stack([batches[k].next() for k in range(K)])
             ts = time.perf_counter()
@@ -236,12 +241,17 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
             for k in active:
                 delta[k] = math.sqrt(sum(float(((w - b) ** 2).sum()) for w, b in zip(ens.members[k].weights, before[k])))
                 path[k] += delta[k]
+                if u == 1:
+                    first_step[k] = delta[k]
+                # a non-finite step is the largest (NaN would compare False and vanish from the max)
+                max_step[k] = max(max_step[k], delta[k]) if math.isfinite(delta[k]) else math.inf
         if is_eval:
             evals = evaluate_members(list(active))
             for k in list(active):
-                row = {"update": u, **evals[k], "delta_norm": delta[k]}
+                row = {"update": u, **evals[k], "delta_norm": delta[k], "delta_norm_first": first_step[k]}
                 if track_path:
                     row["path_length"] = path[k]
+                    row["delta_norm_max"] = max_step[k]
                 if k in bp:
                     row["bp_cosine"] = cosine(grads[k], bp[k])
                 rows[k].append(row)
