@@ -16,6 +16,7 @@ from ilrepro.energy import InferenceConfig, energy, infer, pc_state
 from ilrepro.config import ConfigError, check_config
 from ilrepro.hopfield import HopfieldConfig, initial_state, layer_energies, recurrent_bp, relax
 from ilrepro.models import ACTIVATIONS
+from ilrepro.runtime import cosine
 
 from conftest import batch, small_mlp
 
@@ -167,6 +168,64 @@ def test_recurrent_bp_is_the_loss_gradient_at_the_free_fixed_point():
     assert _rel(g, bp_gradient(net, x, y)) > 0.05
 
 
+def _implicit_gradient(net, x, y, xs, gamma):
+    """d loss(x_L*) / d theta by the implicit-function theorem, independently of :mod:`ilrepro.hopfield`:
+    the tanh Hopfield energy written out here, its stationarity conditions F(x, theta) = 0 (preconditioned:
+    F_l = dE_l/dx_l + gamma dE_{l+1}/dx_l, only the first at gamma = 0), dx*/dtheta = -F_x^-1 F_theta by a
+    dense solve on the flattened states and parameters (torch.func jacobians)."""
+    from torch.func import jacrev
+
+    B, L = x.shape[0], net.n_layers
+    x0 = x.flatten(1)
+    shapes = [v.shape for v in xs[1:]]
+    pshapes = [p.shape for p in net.params]
+
+    def split(v, shp):
+        out, i = [], 0
+        for s_ in shp:
+            n = math.prod(s_)
+            out.append(v[i : i + n].reshape(s_))
+            i += n
+        return out
+
+    def energies(st, th):  # E_k = 1/2 ||x_k||^2 - rho(x_k)^T (W rho(x_{k-1}) + b), identity at the output
+        rho = [x0] + [torch.tanh(v) for v in st[:-1]] + [st[-1]]
+        return [0.5 * (st[k] ** 2).sum() - (rho[k + 1] * (rho[k] @ th[2 * k].T + th[2 * k + 1])).sum() for k in range(L)]
+
+    def own(xv, tv, l):  # dE_l / dx_l
+        return jacrev(lambda v: energies([*split(xv, shapes)[:l], v, *split(xv, shapes)[l + 1 :]], split(tv, pshapes))[l])(split(xv, shapes)[l])
+
+    def above(xv, tv, l):  # dE_{l+1} / dx_l
+        return jacrev(lambda v: energies([*split(xv, shapes)[:l], v, *split(xv, shapes)[l + 1 :]], split(tv, pshapes))[l + 1])(split(xv, shapes)[l])
+
+    def F(xv, tv):
+        parts = [own(xv, tv, l) + (gamma * above(xv, tv, l) if l + 1 < L else 0.0) for l in range(L)]
+        return torch.cat([f.flatten() for f in parts])
+
+    xv = torch.cat([v.flatten() for v in xs[1:]])
+    tv = torch.cat([p.flatten() for p in net.params])
+    assert float(F(xv, tv).norm()) < 1e-10  # a fixed point, by the hand-written conditions
+    dx = -torch.linalg.solve(jacrev(F, 0)(xv, tv), jacrev(F, 1)(xv, tv))
+    n_out = B * shapes[-1][1]
+    dl = jacrev(lambda v: net.loss(v.reshape(shapes[-1]), y))(xv[-n_out:])
+    return split(dl @ dx[-n_out:], pshapes)
+
+
+@pytest.mark.parametrize("gamma", [1.0, 0.3, 0.0])
+def test_recurrent_bp_is_the_implicit_gradient_for_tanh_units(gamma):
+    """recurrent_bp (BPTT through the relaxation from the free equilibrium) equals the implicit-function
+    gradient of the loss at the free fixed point, for tanh units and feedback gamma; and it is *not*
+    feedforward BP of the tanh MLP with the same weights (x_l = rho'(x_l) a_l is not rho(a_l)), even at
+    gamma = 0, so a reference that were feedforward BP fails here."""
+    net = small_mlp("post", seed=0, hidden=(4, 3), activation="tanh", output_loss="mse")
+    x, y = batch(n=2)
+    cfg = HopfieldConfig(T=400, dt=0.5, gamma=gamma)
+    free = relax(net, initial_state(net, x), cfg.T, cfg.dt, gamma)
+    g = recurrent_bp(net, x, y, cfg, xs=free)
+    assert _rel(g, _implicit_gradient(net, x, y, free, gamma)) < 1e-10
+    assert _rel(g, bp_gradient(net, x, y)) > 0.05
+
+
 def test_relu_hopfield_without_feedback_is_the_mlp():
     """At gamma = 0 with ReLU units the free state is the feedforward pass and the reference is BP."""
     net = _hopfield_net(act="relu")
@@ -179,27 +238,42 @@ def test_relu_hopfield_without_feedback_is_the_mlp():
 BETAS = [1e-1, 3e-2, 1e-2, 3e-3, 1e-3]
 
 
+@pytest.mark.parametrize("act", ["sigmoid", "tanh"])
 @pytest.mark.parametrize(("estimator", "order"), [("one_sided", 1), ("symmetric", 2), ("random", 1)])
-def test_eqprop_tends_to_recurrent_bp(estimator, order):
-    net = _hopfield_net()
-    x, y = batch(n=2)
-    cfg = HopfieldConfig(T=300, dt=0.5)
-    free = relax(net, initial_state(net, x), cfg.T, cfg.dt)
-    ref = recurrent_bp(net, x, y, cfg, xs=free)
-    errs = [_rel(eqprop_gradient(net, x, y, cfg, b, estimator, sign=-1.0, free=free), ref) for b in BETAS]
-    assert order - 0.15 < _slope(BETAS, errs) < order + 0.15, errs
-    assert errs[-1] < 2e-3
-
-
-@pytest.mark.parametrize("act", ["sigmoid", "relu"])
-def test_chl_tends_to_feedforward_bp_as_feedback_vanishes(act):
+def test_eqprop_tends_to_recurrent_bp(estimator, order, act):
+    """update -> recurrent BP at the free fixed point with log-log slope 1 (2 for +-beta), and stays
+    away from feedforward BP of the MLP with the same weights and units: the limit is the Hopfield net's."""
     net = _hopfield_net(act=act)
     x, y = batch(n=2)
-    ref = recurrent_bp(net, x, y, HopfieldConfig(T=300, dt=0.5, gamma=0.0))
+    cfg = HopfieldConfig(T=400, dt=0.5)
+    free = relax(net, initial_state(net, x), cfg.T, cfg.dt)
+    ref = recurrent_bp(net, x, y, cfg, xs=free)
+    gs = [eqprop_gradient(net, x, y, cfg, b, estimator, sign=-1.0, free=free) for b in BETAS]
+    errs = [_rel(g, ref) for g in gs]
+    assert order - 0.15 < _slope(BETAS, errs) < order + 0.15, errs
+    assert errs[-1] < 2e-3
+    assert _rel(gs[-1], bp_gradient(net, x, y)) > 0.1
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu"])
+def test_chl_tends_to_recurrent_bp_of_its_network_as_feedback_vanishes(act):
+    """CHL at feedback gamma -> recurrent BP of the gamma-network (its own prediction) and of the gamma = 0
+    network, linearly in gamma. For ReLU units that limit is feedforward BP of the MLP; for tanh /
+    sigmoid units it is not: the error to feedforward BP stays put."""
+    net = _hopfield_net(act=act)
+    x, y = batch(n=2)
+    cfgs = [HopfieldConfig(T=300, dt=0.5, gamma=g) for g in BETAS]
+    gs = [chl_gradient(net, x, y, c) for c in cfgs]
+    own = [_rel(g, recurrent_bp(net, x, y, c)) for g, c in zip(gs, cfgs)]
+    limit = recurrent_bp(net, x, y, HopfieldConfig(T=300, dt=0.5, gamma=0.0))
+    to_limit = [_rel(g, limit) for g in gs]
+    assert 0.85 < _slope(BETAS, own) < 1.15, own
+    assert 0.85 < _slope(BETAS, to_limit) < 1.15, to_limit
+    ff = _rel(gs[-1], bp_gradient(net, x, y))
     if act == "relu":
-        ref = bp_gradient(net, x, y)
-    errs = [_rel(chl_gradient(net, x, y, HopfieldConfig(T=300, dt=0.5, gamma=g)), ref) for g in BETAS]
-    assert 0.85 < _slope(BETAS, errs) < 1.15, errs
+        assert _rel(limit, bp_gradient(net, x, y)) < 1e-12
+    else:
+        assert ff > 0.05, ff
 
 
 def test_plain_chl_is_not_bp():
@@ -221,3 +295,34 @@ def test_eqprop_and_chl_algorithms_train_and_report_their_reference():
         df, meta = train({**spec, "algorithm": algo, "hparams": hp})
         assert meta["status"] == "ok"
         assert (df["bp_cosine"].dropna() > 0.95).all(), df
+
+
+@pytest.mark.parametrize(("algo", "hp"), [("eqprop", {"beta": 0.01}), ("chl", {"gamma": 0.1})])
+def test_hopfield_algorithms_reference_is_bp_of_their_own_free_fixed_point(algo, hp):
+    """``reference_gradient`` (what ``bp_cosine`` measures against) is recurrent BP of the network the
+    algorithm predicts with (its own gamma), not feedforward BP of the tanh MLP."""
+    net = _hopfield_net(act="tanh")
+    x, y = batch(n=2)
+    a = make_algorithm(algo, net, 0.1, {**hp, "T": 300, "T_nudge": 100, "dt": 0.5})
+    ref = a.reference_gradient(net, x, y)
+    assert _rel(ref, recurrent_bp(net, x, y, HopfieldConfig(T=300, dt=0.5, gamma=float(hp.get("gamma", 1.0))))) < 1e-12
+    assert _rel(ref, bp_gradient(net, x, y)) > 0.05
+    assert cosine(a.gradient(net, x, y), ref) > 0.99
+
+
+def test_ebm_agreement_table_labels_each_rows_reference():
+    """Every row says what it is compared against; the EqProp / CHL rows the claims read (recurrent BP)
+    shrink with the nudge, the labelled feedforward-BP rows of the sigmoid net do not."""
+    from ilrepro.analyses.registry import ANALYSES, analysis_params
+
+    kind = "millidge_ebm_agreement"
+    df = ANALYSES[kind].fn(analysis_params(kind, {"hidden": [8], "n_images": 4, "seeds": [0], "betas": [0.01, 0.001], "pc_T": 100}))
+    refs = dict(df.groupby("algorithm")["reference"].agg(lambda r: tuple(sorted(set(r)))))
+    assert refs["PC-Nudge"] == ("feedforward_bp",) and refs["EqProp (one-sided)"] == ("recurrent_bp",)
+    assert refs["EqProp (symmetric)"] == refs["CHL"] == ("feedforward_bp", "recurrent_bp")
+    assert df["reference_label"].notna().all()
+    err = df.groupby(["algorithm", "reference", "beta"])["rel_err"].mean()
+    for algo in ("EqProp (one-sided)", "CHL"):
+        assert err[(algo, "recurrent_bp", 0.001)] < 0.2 * err[(algo, "recurrent_bp", 0.01)]
+    for algo in ("EqProp (symmetric)", "CHL"):
+        assert err[(algo, "feedforward_bp", 0.001)] > 0.05

@@ -15,7 +15,11 @@ feedback, kept as an energy); relaxation descends E with the diagonal preconditi
     x_l <- x_l - dt [ dE_l/dx_l + gamma dE_{l+1}/dx_l ]  (+ beta dloss/dx_L at the output),
 
 which stays well defined at gamma = 0: there the fixed point is a layer-by-layer feedforward map
-x_l = rho_l'(x_l) a_l (for ReLU exactly the MLP's feedforward pass). All derivatives come from autograd.
+x_l = rho_l'(x_l) a_l. For ReLU (and identity) units that is exactly the MLP's feedforward pass; for tanh or
+sigmoid units it is not rho_l(a_l), so the Hopfield net is another function than the MLP with the same
+weights, and the gradient EqProp / CHL approximate is :func:`recurrent_bp`'s, not feedforward BP. (An
+energy whose gamma = 0 map is the tanh MLP needs G(x_l) - x_l^T a_l with G' = rho^-1, states confined to
+rho's range: another energy, not this one.) All derivatives come from autograd.
 The loss is the net's loss of the output *state* x_L (e.g. 1/2 ||x_L - y||^2 for ``mse``).
 """
 

@@ -156,7 +156,7 @@ class Algorithm:
 
     def reference_gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         """The exact gradient this algorithm approximates (``track_bp_cosine``): feedforward BP unless
-        the algorithm says otherwise (recurrent BP at the free equilibrium for EqProp)."""
+        the algorithm computes another function (EqProp, CHL: recurrent BP at their free equilibrium)."""
         return bp_gradient(net, x, target)
 
     def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:

@@ -11,7 +11,13 @@ Each returns, like BP, the quantity to descend, rescaled so that it tends to the
   -> recurrent BP (the loss gradient at the free fixed point) as beta -> 0.
 * ``chl`` -- contrastive Hebbian learning: the output hard-clamped to the label, feedback gamma, update
   (dE/dtheta(clamped) - dE/dtheta(free)) / gamma^L, i.e. per-layer learning rates gamma^-(L-1-l) on the
-  Hebbian rule. -> the gradient of the feedforward (gamma = 0) network as gamma -> 0.
+  Hebbian rule. Within O(gamma) of recurrent BP of the gamma-network; -> the gradient of the gamma = 0
+  network as gamma -> 0.
+
+The reference both are compared with (``reference_gradient``, ``track_bp_cosine``) is BP *of the same
+function*: recurrent BP at the Hopfield net's own free fixed point. That is feedforward BP of the MLP with
+the same weights only where the free state is the feedforward pass (ReLU or identity units at gamma = 0);
+for tanh or sigmoid units it is another model (x_l = rho'(x_l) a_l, not rho(a_l)).
 """
 
 from __future__ import annotations
@@ -101,7 +107,8 @@ class PCNudge(Algorithm):
 
 
 class _Hopfield(Algorithm):
-    """Shared by EqProp and CHL: the Hopfield network's prediction is its free equilibrium."""
+    """Shared by EqProp and CHL: the Hopfield network's prediction is its free equilibrium, and the
+    gradient they approximate is that prediction's: recurrent BP at the free fixed point."""
 
     parameterisation = "post"
     supported_models = ("mlp",)
@@ -112,6 +119,11 @@ class _Hopfield(Algorithm):
 
     def logits(self, net: Net, x: Tensor) -> Tensor:
         return free_output(net, x, self.config())
+
+    def reference_gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+        """Recurrent BP: d loss / d theta at the free fixed point of this network (its own feedback gamma),
+        i.e. BP of the function :meth:`logits` computes, not feedforward BP of the MLP."""
+        return recurrent_bp(net, x, target, self.config())
 
 
 @register
@@ -129,10 +141,6 @@ class EqProp(_Hopfield):
         sign = 1.0 if torch.rand((), generator=self.gen) < 0.5 else -1.0
         return eqprop_gradient(net, x, target, self.config(), float(self.hp["beta"]), self.hp["estimator"], sign)
 
-    def reference_gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
-        """Recurrent BP: the loss gradient at the free fixed point."""
-        return recurrent_bp(net, x, target, self.config())
-
 
 @register
 class CHL(_Hopfield):
@@ -147,8 +155,3 @@ class CHL(_Hopfield):
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         return chl_gradient(net, x, target, self.config())
-
-    def reference_gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
-        """BP of the feedforward (gamma = 0) network: for ReLU units exactly the MLP's BP."""
-        cfg = self.config()
-        return recurrent_bp(net, x, target, HopfieldConfig(cfg.T, cfg.dt, 0.0))

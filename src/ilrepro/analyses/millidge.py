@@ -6,9 +6,10 @@ Kinds (each -> a tidy table, one row per measured number):
 * ``millidge_nudge_sweep``   (fig. B) sweep of the output weight lam: distance of the PC equilibrium from
                              the feedforward (free) activities, and of the rescaled update from BP's.
 * ``millidge_inference``     (fig. C) distance of the PC update from BP's at every inference step.
-* ``millidge_ebm_agreement`` gradient agreement vs nudge for PC-Nudge (vs feedforward BP), EqProp with
-                             three estimators (vs recurrent BP at the free fixed point) and CHL (vs BP
-                             of the gamma = 0 feedforward network) -- the three members side by side.
+* ``millidge_ebm_agreement`` gradient agreement vs nudge for PC-Nudge, EqProp with three estimators and
+                             CHL, each against BP of the same function (``reference``: feedforward BP
+                             for PC, recurrent BP at the Hopfield net's free fixed point for EqProp and
+                             CHL), plus labelled rows of EqProp / CHL against feedforward BP of the MLP.
 
 Networks are MLPs in Millidge's setting (post-activation, identity output, squared error), in float64;
 the data are images of the chosen data set, drawn by the initialisation's seed.
@@ -130,6 +131,15 @@ def distance_during_inference(p: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# What each row of ``millidge_ebm_agreement`` is compared against: every algorithm's own function first
+# (the claims test these), then feedforward BP of the MLP with the same weights and units as a labelled
+# extra for the Hopfield rules (a different model wherever rho' is not 0/1: x_l = rho'(x_l) a_l != rho(a_l)).
+REFERENCES: dict[str, str] = {
+    "feedforward_bp": "feedforward BP of the MLP",
+    "recurrent_bp": "recurrent BP (free fixed point of the Hopfield net)",
+}
+
+
 @register_analysis(
     "millidge_ebm_agreement",
     defaults={
@@ -145,34 +155,51 @@ def distance_during_inference(p: dict[str, Any]) -> pd.DataFrame:
 )
 def ebm_agreement(p: dict[str, Any]) -> pd.DataFrame:
     """Relative error ||g - g_ref|| / ||g_ref|| and cosine of each algorithm's rescaled update against
-    its BP reference, for every nudge beta (lam for PC, gamma for CHL). PC-Nudge: ReLU MLP vs feedforward
-    BP; EqProp (one-sided, symmetric, random sign) on the Hopfield net with ``activation`` units vs
-    recurrent BP (backprop through T relaxation steps from the free equilibrium = implicit gradient);
-    CHL vs BP of the gamma = 0 (feedforward) network, computed the same way. Every Hopfield phase relaxes
-    T steps of size dt; PC inference runs pc_T steps of size pc_dt."""
+    BP of the function it computes, for every nudge beta (lam for PC, gamma for CHL); the ``reference``
+    column names it (:data:`REFERENCES`). PC-Nudge (ReLU MLP, whose free equilibrium is the feedforward
+    pass) vs feedforward BP. EqProp (one-sided, symmetric, random sign) on the Hopfield net with
+    ``activation`` units vs recurrent BP: the loss gradient at its free fixed point (backprop through T
+    relaxation steps from the free equilibrium = the implicit gradient). CHL with feedback gamma vs
+    recurrent BP of the gamma-network it predicts with (-> the gamma = 0 network's gradient as gamma -> 0).
+    Extra rows: symmetric EqProp and CHL against feedforward BP of the MLP with the same weights and
+    units, which is another function unless the units are ReLU. Every Hopfield phase relaxes T steps of
+    size dt; PC inference runs pc_T steps of size pc_dt."""
     rows = []
     T, dt = int(p["T"]), float(p["dt"])
     for seed in tracked(p["seeds"], rows, "seed"):
         seed = int(seed)
         pc_net, x, y = _setup({**p, "activation": "relu"}, seed)
-        bp = bp_gradient(pc_net, x, y)
         pc_cfg = InferenceConfig(int(p["pc_T"]), float(p["pc_dt"]), float(p["pc_dt"]))
         net, _, _ = _setup(p, seed)
         cfg = HopfieldConfig(T, dt)
         free = relax(net, initial_state(net, x), T, dt)
-        rbp = recurrent_bp(net, x, y, cfg, xs=free)
-        ffbp = recurrent_bp(net, x, y, HopfieldConfig(T, dt, 0.0))
+        refs = {"pc": bp_gradient(pc_net, x, y), "ff": bp_gradient(net, x, y), "rbp": recurrent_bp(net, x, y, cfg, xs=free)}
         sign = torch.Generator().manual_seed(seed)
         for beta in p["betas"]:
             beta = float(beta)
             s = 1.0 if torch.rand((), generator=sign) < 0.5 else -1.0
-            est: dict[str, tuple[list[Tensor], list[Tensor]]] = {
-                "PC-Nudge": (pc_nudge_gradient(pc_net, x, y, beta, pc_cfg), bp),
-                "EqProp (one-sided)": (eqprop_gradient(net, x, y, cfg, beta, "one_sided", free=free), rbp),
-                "EqProp (symmetric)": (eqprop_gradient(net, x, y, cfg, beta, "symmetric", free=free), rbp),
-                "EqProp (random sign)": (eqprop_gradient(net, x, y, cfg, beta, "random", sign=s, free=free), rbp),
-                "CHL": (chl_gradient(net, x, y, HopfieldConfig(T, dt, beta)), ffbp),
-            }
-            for name, (g, ref) in est.items():
-                rows.append({"seed": seed, "algorithm": name, "beta": beta, "rel_err": _relerr(g, ref), "cosine": cosine(g, ref)})
+            chl_cfg = HopfieldConfig(T, dt, beta)
+            sym = eqprop_gradient(net, x, y, cfg, beta, "symmetric", free=free)
+            chl = chl_gradient(net, x, y, chl_cfg)
+            est: list[tuple[str, list[Tensor], str, list[Tensor]]] = [
+                ("PC-Nudge", pc_nudge_gradient(pc_net, x, y, beta, pc_cfg), "feedforward_bp", refs["pc"]),
+                ("EqProp (one-sided)", eqprop_gradient(net, x, y, cfg, beta, "one_sided", free=free), "recurrent_bp", refs["rbp"]),
+                ("EqProp (symmetric)", sym, "recurrent_bp", refs["rbp"]),
+                ("EqProp (random sign)", eqprop_gradient(net, x, y, cfg, beta, "random", sign=s, free=free), "recurrent_bp", refs["rbp"]),
+                ("CHL", chl, "recurrent_bp", recurrent_bp(net, x, y, chl_cfg)),
+                ("EqProp (symmetric)", sym, "feedforward_bp", refs["ff"]),
+                ("CHL", chl, "feedforward_bp", refs["ff"]),
+            ]
+            for name, g, ref_name, ref in est:
+                rows.append(
+                    {
+                        "seed": seed,
+                        "algorithm": name,
+                        "reference": ref_name,
+                        "reference_label": REFERENCES[ref_name],
+                        "beta": beta,
+                        "rel_err": _relerr(g, ref),
+                        "cosine": cosine(g, ref),
+                    }
+                )
     return pd.DataFrame(rows)
