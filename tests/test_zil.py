@@ -15,7 +15,9 @@ from ilrepro.models import Net, build_model
 
 SMALL = {
     "mlp": {"type": "mlp", "hidden": [16, 12], "output_loss": "mse"},
-    "cnn": {"type": "cnn", "channels": [4, 6], "kernels": [3, 3], "strides": [1, 2], "output_loss": "mse"},
+    # the AlexNet-like form of config/paper.yaml: conv -> max-pool -> conv -> max-pool -> linear
+    "cnn": {"type": "cnn", "channels": [4, 6], "kernels": [3, 3], "paddings": [1, 1], "pools": [2, 2], "output_loss": "mse"},
+    "cnn_strided": {"type": "cnn", "channels": [4, 6], "kernels": [3, 3], "strides": [1, 2], "output_loss": "mse"},
     "rnn": {"type": "rnn", "hidden": [12], "output_loss": "mse"},
 }
 IMAGE = (1, 8, 8)
@@ -47,7 +49,7 @@ def _divergence(arch: str, variants: dict, updates: int) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------ over training
-@pytest.mark.parametrize("arch", ["mlp", "cnn", "rnn"])
+@pytest.mark.parametrize("arch", ["mlp", "cnn", "cnn_strided", "rnn"])
 def test_zil_equals_bp_over_training_and_each_ablation_breaks_it(arch):
     """Sum |theta_BP - theta_Z-IL| <= 1e-10 after 60 lockstep updates in float64 (front-only path, the
     full loop and Fa-Z-IL); removing any one condition puts it at least 6 orders of magnitude higher."""
@@ -71,7 +73,7 @@ def test_zil_equals_bp_over_training_and_each_ablation_breaks_it(arch):
 
 
 # ------------------------------------------------------------------------------- single updates
-@pytest.mark.parametrize("arch", ["mlp", "cnn", "rnn"])
+@pytest.mark.parametrize("arch", ["mlp", "cnn", "cnn_strided", "rnn"])
 @pytest.mark.parametrize("loss", ["mse", "ce"])
 def test_zil_update_is_bp_gradient(arch, loss):
     pre, post = _nets(arch, loss)
@@ -131,18 +133,38 @@ def test_rnn_zil_equals_bptt_of_torch_rnn():
     assert _l1([-d for d in zil_front_directions(pre, x, y)], list(ref)) < 1e-12
 
 
-def test_cnn_zil_equals_autograd_on_a_torch_conv_net():
-    pre, _ = _nets("cnn")
+@pytest.mark.parametrize("arch", ["cnn", "cnn_strided"])
+def test_cnn_zil_equals_autograd_on_a_torch_conv_net(arch):
+    """Z-IL's update equals autograd on the same net written with torch.nn (conv, ReLU, max-pool)."""
+    pre, _ = _nets(arch)
     x, y = _batch()
     w0, b0, w1, b1, w2, b2 = [p.clone() for p in pre.params]
-    c0, c1, lin = torch.nn.Conv2d(1, 4, 3).double(), torch.nn.Conv2d(4, 6, 3, stride=2).double(), torch.nn.Linear(24, 10).double()
+    if arch == "cnn":  # conv(4, 3x3, pad 1) -> ReLU -> max-pool 2 -> conv(6, 3x3, pad 1) -> ReLU -> max-pool 2
+        c0, c1 = torch.nn.Conv2d(1, 4, 3, padding=1).double(), torch.nn.Conv2d(4, 6, 3, padding=1).double()
+        pool = [torch.nn.MaxPool2d(2)]
+    else:
+        c0, c1, pool = torch.nn.Conv2d(1, 4, 3).double(), torch.nn.Conv2d(4, 6, 3, stride=2).double(), []
+    lin = torch.nn.Linear(24, 10).double()
     with torch.no_grad():
         for m, w, b in ((c0, w0, b0), (c1, w1, b1), (lin, w2, b2)):
             m.weight.copy_(w), m.bias.copy_(b)
-    model = torch.nn.Sequential(c0, torch.nn.ReLU(), c1, torch.nn.ReLU(), torch.nn.Flatten(), lin)
+    model = torch.nn.Sequential(c0, torch.nn.ReLU(), *pool, c1, torch.nn.ReLU(), *pool, torch.nn.Flatten(), lin)
+    torch.testing.assert_close(model(x), pre.logits(x), rtol=0, atol=1e-13)
     loss = 0.5 * ((model(x) - y) ** 2).sum() / x.shape[0]
     ref = torch.autograd.grad(loss, list(model.parameters()))
     assert _l1([-d for d in zil_front_directions(pre, x, y)], list(ref)) < 1e-12
+    assert (arch == "cnn") != pre.front_local  # a pooled layer takes autograd's products
+
+
+def test_cnn_pools_shape_the_net_and_bad_lengths_name_the_key():
+    from ilrepro.models import ModelError
+
+    net = build_model(SMALL["cnn"], (1, 28, 28), 10, "post", 0)
+    assert net.logits(torch.zeros(2, 1, 28, 28)).shape == (2, 10) and tuple(net.weights[-1].shape) == (10, 6 * 7 * 7)
+    with pytest.raises(ModelError, match="pools"):
+        build_model({**SMALL["cnn"], "pools": [2]}, IMAGE, 10, "post", 0)
+    with pytest.raises(ModelError, match="no spatial extent"):
+        build_model({**SMALL["cnn"], "pools": [4, 4]}, IMAGE, 10, "post", 0)
 
 
 # ---------------------------------------------------------------------------------- the schedule

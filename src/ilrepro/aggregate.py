@@ -21,12 +21,15 @@ KEYS = ["experiment", "algo", "lr"]
 
 
 def aggregate_runs(metrics: Sequence[str | Path], metas: Sequence[str | Path]) -> pd.DataFrame:
-    """Concatenate run tables, adding each run's algorithm and speed from its metadata."""
+    """Concatenate run tables, adding each run's algorithm, data set, model type and speed from its
+    metadata."""
     frames = []
     for m, j in zip(metrics, metas, strict=True):
         df = pd.read_parquet(m)
         meta = json.loads(Path(j).read_text())
         df["algorithm"] = meta["spec"]["algorithm"]
+        df["dataset"] = meta["spec"]["dataset"]
+        df["model"] = meta["spec"]["model"].get("type", "mlp")
         df["updates_per_s"] = meta["updates_per_s"]
         df["device"] = meta["device"]
         frames.append(df)

@@ -3,8 +3,9 @@
 This is the one form that BP, every IL variant and Z-IL read: BP composes the layers; a predictive-coding
 network gives every layer output its own value node h_{l+1} and an error e_{l+1} = h_{l+1} - mu_{l+1}.
 
-A layer is  f_l(h) = out_act(A_l(in_act(h)))  with A_l affine (linear or convolution). The two
-parameterisations of Alonso et al. differ only in where the nonlinearity sits:
+A layer is  f_l(h) = out_act(A_l(in_act(h)))  with A_l affine (linear or convolution; a convolution may
+be followed by max-pooling, inside the layer). The two parameterisations of Alonso et al. differ only
+in where the nonlinearity sits:
 
 * ``post`` (BP, IL-SGD, IL-Adam):  mu_{l+1} = phi(W_l h_l + b_l), last layer linear (logits).
 * ``pre``  (IL-prox family, BP-prox, Z-IL):  mu_{l+1} = W_l phi(h_l) + b_l  (the input is not passed
@@ -69,6 +70,7 @@ class LayerSpec:
     flatten_input: bool = False
     stride: int = 1
     padding: int = 0
+    pool: int = 1  # a conv layer's max-pool window (= its stride) after the convolution; 1: none
 
 
 def _conv_vjp(g: Tensor, a: Tensor, w: Tensor, spec: LayerSpec, mask: tuple[bool, bool, bool]) -> list[Tensor]:
@@ -132,11 +134,16 @@ class Net:
         return a.flatten(1) if spec.flatten_input else a
 
     def affine(self, l: int, a: Tensor, params: list[Tensor] | None = None) -> Tensor:
+        """A_l(a): linear, or convolution then (``pool`` > 1) max-pooling. Pooling is part of the
+        layer, not a value node of its own: it adds no step to Z-IL's schedule. Both parameterisations
+        compute act(pool(conv)) (``post`` in this layer, ``pre`` in the next one's in_act), which for
+        the monotone activations equals the usual conv -> act -> pool."""
         spec = self.layers[l]
         w, b = self.layer_params(l, params)
         if spec.kind == "linear":
             return F.linear(a, w, b)
-        return F.conv2d(a, w, b, stride=spec.stride, padding=spec.padding)
+        z = F.conv2d(a, w, b, stride=spec.stride, padding=spec.padding)
+        return F.max_pool2d(z, spec.pool) if spec.pool > 1 else z
 
     def layer(self, l: int, h: Tensor, params: list[Tensor] | None = None, x: Tensor | None = None) -> Tensor:
         """mu_{l+1} = f_l(h_l; theta_l). ``x`` is the clamped input h_0: a chain ignores it, a model whose
@@ -147,8 +154,8 @@ class Net:
     def local_vjp(self) -> bool:
         """True when every layer is a plain linear or convolutional layer of this class, whose
         vector-Jacobian products :meth:`linear_vjp` writes out (the fast path of the inference loop);
-        else autograd is used."""
-        return type(self).layer is Net.layer and all(s.kind in ("linear", "conv") for s in self.layers)
+        else autograd is used (a pooled conv layer: its written-out rules do not include the pooling)."""
+        return type(self).layer is Net.layer and all(s.kind in ("linear", "conv") and s.pool == 1 for s in self.layers)
 
     def linear_vjp(self, l: int, h: Tensor, mu: Tensor, e: Tensor, wrt: Literal["input", "params"]) -> list[Tensor]:
         """For layer l with output mu = f_l(h) and a cotangent e on it: ``wrt="input"`` gives
@@ -360,16 +367,17 @@ def build_model(
         kernels = cfg.get("kernels", [])
         strides = cfg.get("strides", [1] * len(channels))
         paddings = cfg.get("paddings", [0] * len(channels))
-        if not (len(channels) == len(kernels) == len(strides) == len(paddings)) or not channels:
-            raise ModelError("model: a cnn needs channels, kernels (and optional strides, paddings) of equal, non-zero length")
+        pools = cfg.get("pools", [1] * len(channels))
+        if not (len(channels) == len(kernels) == len(strides) == len(paddings) == len(pools)) or not channels:
+            raise ModelError("model: a cnn needs channels, kernels (and optional strides, paddings, pools) of equal, non-zero length")
         n = len(channels) + 1
         cin, hh, ww = c, h, w
-        for i, (cout, k, s, p) in enumerate(zip(channels, kernels, strides, paddings)):
+        for i, (cout, k, s, p, q) in enumerate(zip(channels, kernels, strides, paddings, pools)):
             ia, oa = _acts(i, n, act, parameterisation)
-            layers.append(LayerSpec("conv", ia, oa, stride=s, padding=p))
+            layers.append(LayerSpec("conv", ia, oa, stride=s, padding=p, pool=q))
             fan = cin * k * k
             params += [_uniform((cout, cin, k, k), fan, gen, dtype), _uniform((cout,), fan, gen, dtype)]
-            hh, ww = (hh + 2 * p - k) // s + 1, (ww + 2 * p - k) // s + 1
+            hh, ww = ((hh + 2 * p - k) // s + 1) // q, ((ww + 2 * p - k) // s + 1) // q
             if hh < 1 or ww < 1:
                 raise ModelError(f"model: conv layer {i} leaves no spatial extent for a {h}x{w} input")
             cin = cout

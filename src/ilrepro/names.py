@@ -4,7 +4,7 @@ has an entry."""
 
 from __future__ import annotations
 
-__all__ = ["LABELS", "COLOURS", "display_name"]
+__all__ = ["LABELS", "COLOURS", "DATASETS", "display_name", "dataset_name"]
 
 # BP family in blues, IL family in warm colours
 LABELS: dict[str, str] = {
@@ -33,3 +33,11 @@ COLOURS: dict[str, str] = {
 
 def display_name(name: str) -> str:
     return LABELS.get(name, name)
+
+
+# data sets as the papers write them
+DATASETS: dict[str, str] = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "digits": "digits"}
+
+
+def dataset_name(name: str) -> str:
+    return DATASETS.get(name, name)
