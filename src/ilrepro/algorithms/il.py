@@ -3,6 +3,12 @@
 Output clamped to the label (IL-SGD), or soft-clamped  h_L = n y + (1 - n) link(mu_L)  (IL-Adam);
 after T inference steps each layer descends its local loss, i.e. the weights move along the local
 Hebbian directions of :func:`ilrepro.energy.weight_directions`.
+
+What we do not copy from the authors' standard IL (their PC.py, read from the code): the extra x0.5 on the
+output error. In their IL-SGD it halves the output error that inference propagates down, so it halves the
+hidden layers' updates; ours follows the paper's energy (no factor), which is why our IL-SGD learns faster
+early in training than theirs at the same learning rate. Their local losses are 0.5 * sum of squares / B
+(a batch mean), as ours.
 """
 
 from __future__ import annotations

@@ -7,9 +7,12 @@ step,  h_L = p + kappa (y - p),  kappa = alpha n / (1 + alpha n),  n = mean_b ||
 its own:  dW_l = mean_b[e_{l+1} a_l^T] / n_l,  db_l = mean_b[e_{l+1}] / n_l,  n_l = mean_b||a_l||^2 + 1 + eps.
 alpha (the config's ``lr``) enters only through kappa, which saturates at 1: the stability mechanism.
 
-Following the paper's mathematics rather than the authors' code: n averages over the batch (the code
-sums, so kappa ~ 1 at B = 64); the first target includes the +1; biases are updated; the output error is
-not halved.
+Following the paper's mathematics rather than the authors' code. Their IL-prox, read from that code, differs
+from ours in two places: inside the loop n sums over the batch instead of averaging (so kappa ~ 1 at B = 64;
+ours averages), and the first target omits the +1 (ours has it). Their IL-prox does update biases, as ours
+does, and its output error is not halved (the x0.5 on the output error is in their standard IL only: see
+:mod:`ilrepro.algorithms.il`). Their BP-SGD and BP-prox never update biases; ours do (``bp_sgd`` and
+:class:`BPProx` below), so the controls train the same parameters as the IL variants.
 """
 
 from __future__ import annotations
