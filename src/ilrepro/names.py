@@ -4,7 +4,7 @@ has an entry."""
 
 from __future__ import annotations
 
-__all__ = ["LABELS", "COLOURS", "display_name"]
+__all__ = ["LABELS", "COLOURS", "display_name", "entry_name"]
 
 # BP family in blues, IL family in warm colours
 LABELS: dict[str, str] = {
@@ -33,3 +33,13 @@ COLOURS: dict[str, str] = {
 
 def display_name(name: str) -> str:
     return LABELS.get(name, name)
+
+
+def entry_name(entry: str, algorithm: str) -> str:
+    """A config entry's display name: its algorithm's, plus what the entry's name adds to the
+    algorithm's (``pc_nudge_direct`` of ``pc_nudge``: 'PC-Nudge direct'), so that two entries of one
+    algorithm stay apart in a figure."""
+    if entry == algorithm:
+        return display_name(algorithm)
+    rest = entry[len(algorithm) + 1:] if entry.startswith(algorithm + "_") else entry
+    return f"{display_name(algorithm)} {rest.replace('_', ' ')}"
