@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from ilrepro.algorithms import make_algorithm
+from ilrepro import native
+from ilrepro.algorithms import AlgorithmError, make_algorithm
 from ilrepro.algorithms import bp_gradient
-from ilrepro.algorithms.ebm import chl_gradient, eqprop_gradient, pc_nudge_gradient
+from ilrepro.algorithms.ebm import PCNudge, chl_gradient, eqprop_gradient, pc_nudge_gradient
 from ilrepro.algorithms.il import soft_clamp
 from ilrepro.energy import InferenceConfig, energy, infer, pc_state
 from ilrepro.config import ConfigError, check_config
 from ilrepro.hopfield import HopfieldConfig, initial_state, layer_energies, recurrent_bp, relax
-from ilrepro.models import ACTIVATIONS
+from ilrepro.models import ACTIVATIONS, build_model, divided_difference
 from ilrepro.runtime import cosine
 
 from conftest import batch, small_mlp
@@ -44,16 +46,117 @@ def _hopfield_net(seed=0, act="sigmoid"):
 
 
 # ------------------------------------------------------------------------------------------ PC-Nudge
-def test_pc_nudge_tends_to_bp_linearly_and_reaches_it():
+@pytest.mark.parametrize("form", ["scaled", "direct"])
+def test_pc_nudge_tends_to_bp_linearly_and_reaches_it(form):
     """g_PC / lam -> g_BP: log-log slope ~1, and <= 1e-6 relative error at lam = 1e-7 (equilibrium)."""
     net = _millidge_net()
     x, y = batch(n=3)
     bp = bp_gradient(net, x, y)
     cfg = InferenceConfig(T=400, gamma_bot=0.3, gamma_top=0.3)
     lams = [1e-1, 3e-2, 1e-2, 3e-3, 1e-3]
-    errs = [_rel(pc_nudge_gradient(net, x, y, lam, cfg), bp) for lam in lams]
+    errs = [_rel(pc_nudge_gradient(net, x, y, lam, cfg, form), bp) for lam in lams]
     assert 0.9 < _slope(lams, errs) < 1.1, errs
-    assert _rel(pc_nudge_gradient(net, x, y, 1e-7, cfg), bp) <= 1e-6
+    assert _rel(pc_nudge_gradient(net, x, y, 1e-7, cfg, form), bp) <= 1e-6
+
+
+def test_pc_nudge_scaled_form_reaches_bp_in_float32():
+    """In float32 the scaled form follows g_BP down to lam = 1e-7 (relative error ~lam); the direct
+    form's hidden errors, O(lam) differences of O(1) values, lose their digits: far off."""
+    net = _millidge_net()
+    x, y = batch(n=3)
+    bp = bp_gradient(net, x, y)
+    n32, x32, y32 = _as(net, torch.float32), x.float(), y.float()
+    cfg = InferenceConfig(T=400, gamma_bot=0.3, gamma_top=0.3)
+    for lam in (1e-6, 1e-7):
+        assert _rel(pc_nudge_gradient(n32, x32, y32, lam, cfg, "scaled"), bp) <= 3 * lam + 1e-7
+        assert _rel(pc_nudge_gradient(n32, x32, y32, lam, cfg, "direct"), bp) > 1e-2
+
+
+def _as(net, dtype):
+    """The same net with its weights in ``dtype``."""
+    return dataclasses.replace(net, params=[p.to(dtype) for p in net.params])
+
+
+SCALED_NETS = {
+    "relu": lambda: _millidge_net(),
+    "sigmoid": lambda: _hopfield_net(act="sigmoid"),
+    "tanh-pre": lambda: small_mlp("pre", hidden=(8, 6), activation="tanh", output_loss="mse"),  # in_act's difference
+    "cnn-ce": lambda: build_model({"type": "cnn", "channels": [2], "kernels": [3]}, (1, 5, 5), 4, "post", 0, torch.float64),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SCALED_NETS))
+def test_pc_nudge_scaled_form_is_the_direct_form_in_float64(kind):
+    """Inference on the scaled deviations (h - h_ff) / lam is the same mathematics as on h: in float64
+    the two updates agree to ~1e-10 relative, for a small and a large nudge, mid-inference and at the end."""
+    net = SCALED_NETS[kind]()
+    x, y = batch(n=4, n_in=25) if kind == "cnn-ce" else batch(n=4)
+    if kind == "cnn-ce":
+        x = x.reshape(4, 1, 5, 5)
+    for lam, T in ((1e-4, 50), (0.5, 50), (1e-4, 3)):
+        cfg = InferenceConfig(T=T, gamma_bot=0.3, gamma_top=0.3)
+        scaled, direct = pc_nudge_gradient(net, x, y, lam, cfg, "scaled"), pc_nudge_gradient(net, x, y, lam, cfg, "direct")
+        assert _rel(scaled, direct) <= (1e-10 if lam < 1e-2 else 1e-12), (lam, T)
+
+
+@pytest.mark.parametrize("act", ["relu", "sigmoid"])
+def test_pc_nudge_scaled_form_tracks_float64_in_float32_training(act):
+    """Training a small MLP in float32 (the paper's lam = 1e-4, 50 steps, dt = 0.3): at every update the
+    scaled form's float32 update equals the float64 update at the same weights to ~1e-6 relative; the
+    direct form's float32 update is off by ~lam^-1 x float32 rounding (here > 1e-4, 100x the scaled's)."""
+    net = small_mlp("post", hidden=(16, 12), n_in=12, n_out=5, activation=act, output_loss="mse", dtype=torch.float32)
+    algo = make_algorithm("pc_nudge", net, 0.05, {"lam": 1e-4, "T": 50, "dt": 0.3})  # form: scaled (default)
+    cfg = InferenceConfig(T=50, gamma_bot=0.3, gamma_top=0.3)
+    worst_scaled, best_direct = 0.0, math.inf
+    for k in range(5):
+        x, y = batch(n=32, n_in=12, n_out=5, seed=10 + k, dtype=torch.float32)
+        x = 2 * x - 1  # pixels in [-1, 1], as in the paper
+        exact = pc_nudge_gradient(_as(net, torch.float64), x.double(), y.double(), 1e-4, cfg, "direct")
+        direct = pc_nudge_gradient(net, x, y, 1e-4, cfg, "direct")
+        g = algo.step(net, x, y)
+        worst_scaled, best_direct = max(worst_scaled, _rel(g, exact)), min(best_direct, _rel(direct, exact))
+    assert worst_scaled <= 1e-6, worst_scaled
+    assert best_direct > 1e-4 and best_direct > 100 * worst_scaled, (best_direct, worst_scaled)
+
+
+@pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh", "identity"])
+def test_divided_difference_is_accurate_in_float32(act):
+    """[f(a + lam v) - f(a)] / lam in float32 to float32 rounding of the float64 value at the same
+    inputs, ReLU units that cross the kink included; the plain float32 difference loses ~lam^-1 x
+    rounding."""
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(2000, generator=g, dtype=torch.float64) * 3
+    v = torch.randn(2000, generator=g, dtype=torch.float64)
+    f = ACTIVATIONS[act]
+    for lam in (1e-3, 1e-5):
+        if act == "relu":
+            a[:50] = -0.5 * lam * v[:50]  # these cross the kink
+        a32, v32 = a.float(), v.float()
+        a64, v64 = a32.double(), v32.double()  # the float32 inputs, exactly
+        exact = (f(a64 + lam * v64) - f(a64)) / lam
+        got = divided_difference(act, a32, v32, lam).double()
+        scale = exact.abs().clamp_min(v64.abs() * 1e-3)
+        assert float(((got - exact).abs() / scale).max()) <= 1e-6, lam
+        if act == "relu":
+            assert int(((a64 > 0) != (a64 + lam * v64 > 0)).sum()) >= 50  # the crossing units were tested
+        naive = ((f(a32 + lam * v32) - f(a32)) / lam).double()
+        if act != "relu":
+            assert float(((naive - exact).abs() / scale).max()) > 1e-3
+
+
+def test_pc_nudge_form_is_a_checked_hparam_and_the_native_path_runs_direct_only(monkeypatch):
+    net = _millidge_net()
+    with pytest.raises(AlgorithmError, match="form") as err:
+        make_algorithm("pc_nudge", net, 0.1, {"form": "exact"})
+    assert err.value.key == "form"
+    rnn = build_model({"type": "rnn", "hidden": [4]}, (1, 3, 3), 2, "post", 0, torch.float64)
+    with pytest.raises(AlgorithmError, match="form"):
+        make_algorithm("pc_nudge", rnn, 0.1)
+    make_algorithm("pc_nudge", rnn, 0.1, {"form": "direct"})  # the direct form runs on any net
+    x, y = batch(n=3)
+    assert make_algorithm("pc_nudge", net, 0.1).native_gradient(net, x, y) is None
+    assert not native.serves(net, PCNudge) and not native.serves(net, PCNudge, {"form": "scaled"})
+    assert PCNudge.has_native({"form": "direct"}) and not PCNudge.has_native()
 
 
 def test_pc_nudge_needs_equilibrium():

@@ -22,3 +22,20 @@ def test_notebooks_plotting_helpers_do_not_import_torch():
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert out.stdout.strip() == "False"
+
+
+def test_two_entries_of_one_algorithm_get_their_own_names_and_colours():
+    import pandas as pd
+
+    from ilrepro.names import entry_name
+    from ilrepro.plotting import label_colors, selected_runs
+
+    assert entry_name("pc_nudge", "pc_nudge") == "PC-Nudge" and entry_name("pc_nudge_direct", "pc_nudge") == "PC-Nudge direct"
+    key = {"experiment": "e", "lr": 0.05}
+    table = pd.DataFrame([{**key, "algo": a, "algorithm": b, "update": 0} for a, b in
+                          (("pc_nudge", "pc_nudge"), ("pc_nudge_direct", "pc_nudge"), ("bp_sgd", "bp_sgd"))])
+    runs = selected_runs(table, table.assign(selected=True))
+    assert list(runs["label"]) == ["PC-Nudge (α=0.05)", "PC-Nudge direct (α=0.05)", "BP-SGD (α=0.05)"]
+    colours = label_colors(runs)
+    assert colours["PC-Nudge (α=0.05)"] == COLOURS["pc_nudge"] and colours["BP-SGD (α=0.05)"] == COLOURS["bp_sgd"]
+    assert len(set(map(str, colours.values()))) == 3

@@ -33,7 +33,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import native
-from .algorithms import ALGORITHMS, Algorithm, make_algorithm
+from .algorithms import ALGORITHMS, make_algorithm
 from .data import SIZES, DataSize
 from .models import build_model
 from .runtime import seeds_of
@@ -179,7 +179,7 @@ def _native_alone(spec: dict[str, Any]) -> bool:
     native step on a chain of linear layers, on a CPU (planned without building the extension; on a
     machine without a compiler the pure-torch path runs, and stacks where that pays)."""
     cls = ALGORITHMS.get(spec["algorithm"])
-    return (cls is not None and cls.native_gradient is not Algorithm.native_gradient
+    return (cls is not None and cls.has_native(spec.get("hparams"))
             and spec["model"].get("type", "mlp") in ("mlp", "autoencoder") and _device_kind(spec.get("device", "cpu")) == "cpu")
 
 

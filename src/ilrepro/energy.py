@@ -26,10 +26,12 @@ from .models import Net
 __all__ = [
     "InferenceConfig",
     "PCState",
+    "StateFn",
     "StepHook",
     "TargetFn",
     "pc_state",
     "infer",
+    "descend",
     "infer_front",
     "graph_distances",
     "weight_directions",
@@ -104,6 +106,9 @@ def pc_state(
 
 # called with (t, state at step t) before the step's update; t = 0 is the initial state
 StepHook = Callable[[int, PCState], None]
+# (coordinates z_0..z_{L-1} of the value nodes, whether the feedback is wanted) -> the state there and the
+# feedback terms J_l^T e_{l+1} of the hidden layers, errors and feedback in the coordinates' units
+StateFn = Callable[[list[Tensor], bool], tuple[PCState, list[Tensor]]]
 
 
 def infer(
@@ -117,25 +122,35 @@ def infer(
     """Run T steps of simultaneous inference from a feedforward initialisation (or from ``h``);
     returns the state at the final activities (t = T). ``on_step`` sees the state at every t = 0..T,
     for algorithms that read the network mid-inference (Z-IL's schedule, the papers' diagnostics)."""
-    # One no-grad region for the whole loop (the autograd fallback of pc_state enables grad itself).
     with torch.no_grad():
         h = net.forward(x)[:-1] if h is None else list(h)
         mu0 = net.layer(0, h[0], x=h[0])  # the input is clamped: its prediction is computed once
+    return descend(h, lambda z, feedback: pc_state(net, z, target_fn, feedback=feedback, mu0=mu0), cfg, on_step)
+
+
+def descend(z: list[Tensor], state_fn: StateFn, cfg: InferenceConfig, on_step: StepHook | None = None) -> PCState:
+    """The inference loop, for any coordinates of the value nodes in which the step keeps its form:
+    T steps  z_l <- z_l - gamma_top e_l + gamma_bot J_l^T e_{l+1}  (l >= 1; z_0, the clamped input's,
+    is never moved), errors and feedback from ``state_fn`` at the current z. The activities themselves
+    (z = h, :func:`infer`), or PC-Nudge's scaled deviations (h - h_ff) / lam, in which every term is the
+    same step divided by lam (:func:`ilrepro.algorithms.ebm.infer_scaled`). Returns the state at t = T."""
+    # One no-grad region for the whole loop (the autograd fallback of pc_state enables grad itself).
+    with torch.no_grad():
         # the step sizes as 0-dim tensors of the activities' dtype: the same float32 product as with
         # Python floats, without a scalar-to-tensor conversion in every operation
-        gt, gb = (torch.tensor(g, dtype=x.dtype, device=x.device) for g in (cfg.gamma_top, cfg.gamma_bot))
+        gt, gb = (torch.tensor(g, dtype=z[0].dtype, device=z[0].device) for g in (cfg.gamma_top, cfg.gamma_bot))
         for t in range(cfg.T):
-            st, fb = pc_state(net, h, target_fn, feedback=True, mu0=mu0)
+            st, fb = state_fn(z, True)
             if on_step is not None:
                 on_step(t, st)
-            # h_l - gamma_top e_l + gamma_bot J^T e_{l+1}, the same operations in the same order as
+            # z_l - gamma_top e_l + gamma_bot J^T e_{l+1}, the same operations in the same order as
             # written, but accumulated in place into fresh tensors (the state's own stay untouched)
-            new = [h[0]]
-            for l in range(1, len(h)):
-                hl = h[l] - gt * st.errors[l - 1]
-                new.append(hl.add_(fb[l - 1].mul_(gb)))
-            h = new
-        final = pc_state(net, h, target_fn, mu0=mu0)[0]
+            new = [z[0]]
+            for l in range(1, len(z)):
+                zl = z[l] - gt * st.errors[l - 1]
+                new.append(zl.add_(fb[l - 1].mul_(gb)))
+            z = new
+        final = state_fn(z, False)[0]
     if on_step is not None:
         on_step(cfg.T, final)
     return final

@@ -4,7 +4,7 @@ has an entry."""
 
 from __future__ import annotations
 
-__all__ = ["LABELS", "COLOURS", "DATASETS", "display_name", "dataset_name"]
+__all__ = ["LABELS", "COLOURS", "DATASETS", "display_name", "dataset_name", "entry_name"]
 
 # BP family in blues, IL family in warm colours
 LABELS: dict[str, str] = {
@@ -41,3 +41,13 @@ DATASETS: dict[str, str] = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", 
 
 def dataset_name(name: str) -> str:
     return DATASETS.get(name, name)
+
+
+def entry_name(entry: str, algorithm: str) -> str:
+    """A config entry's display name: its algorithm's, plus what the entry's name adds to the
+    algorithm's (``pc_nudge_direct`` of ``pc_nudge``: 'PC-Nudge direct'), so that two entries of one
+    algorithm stay apart in a figure."""
+    if entry == algorithm:
+        return display_name(algorithm)
+    rest = entry[len(algorithm) + 1:] if entry.startswith(algorithm + "_") else entry
+    return f"{display_name(algorithm)} {rest.replace('_', ' ')}"

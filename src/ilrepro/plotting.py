@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .names import COLOURS, LABELS, display_name  # noqa: E402
+from .names import COLOURS, LABELS, display_name, entry_name  # noqa: E402
 from .io import atomic_write, atomic_write_csv  # noqa: E402
 
 __all__ = [
@@ -53,7 +53,7 @@ def selected_runs(table: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """The rows of each algorithm entry at its selected learning rate (best mean final accuracy)."""
     sel = summary.loc[summary["selected"], ["experiment", "algo", "lr"]]
     out = table.merge(sel, on=["experiment", "algo", "lr"])
-    out["label"] = [f"{display_name(a)} (α={lr:g})" for a, lr in zip(out["algorithm"], out["lr"])]
+    out["label"] = [f"{entry_name(e, a)} (α={lr:g})" for e, a, lr in zip(out["algo"], out["algorithm"], out["lr"])]
     return out
 
 
@@ -78,9 +78,18 @@ def algorithm_colors() -> dict[str, object]:
 
 
 def label_colors(df: pd.DataFrame) -> dict[str, object]:
-    """Colours for a table's ``label`` column (e.g. 'IL-prox (α=5)') from its ``algorithm`` column."""
+    """Colours for a table's ``label`` column (e.g. 'IL-prox (α=5)') from its ``algorithm`` column; a
+    second config entry (``algo``) of an algorithm already coloured takes a spare colour."""
     colors = algorithm_colors()
-    return {lab: colors[display_name(a)] for lab, a in zip(df["label"], df["algorithm"])}
+    spare = iter(["black", "tab:gray", "tab:olive", "tab:pink", "tab:brown", *sns.color_palette("dark", 10)])
+    entries = df["algo"] if "algo" in df.columns else df["algorithm"]
+    by_entry: dict[tuple[str, str], object] = {}
+    for a, e in sorted(set(zip(df["algorithm"], entries)), key=lambda ae: (ae[0], ae[1] != ae[0], ae[1])):
+        c = colors[display_name(a)]
+        while c in by_entry.values():
+            c = next(spare)
+        by_entry[(a, e)] = c
+    return {lab: by_entry[(a, e)] for lab, a, e in zip(df["label"], df["algorithm"], entries)}
 
 
 def curves(runs: pd.DataFrame, metric: str, ax: plt.Axes, upto: int | None = None, ylabel: str | None = None) -> None:

@@ -168,7 +168,7 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
     nets = [build_model(spec["model"], data.image_shape, data.n_classes, param, s, dtype, device) for _, s in members]
     updates, every, bsz = int(spec["updates"]), int(spec["eval_every"]), int(spec["batch_size"])
     n_weights = sum(p.numel() for p in nets[0].params)
-    native_alone = name in ALGORITHMS and native.serves(nets[0], ALGORITHMS[name])
+    native_alone = name in ALGORITHMS and native.serves(nets[0], ALGORITHMS[name], spec.get("hparams"))
     stack = stack_members(spec.get("stack", spec.get("vectorise", "auto")), len(members), bsz, n_weights, device, native_alone)
     ens = Ensemble(nets, name, [lr for lr, _ in members], spec.get("hparams"), stack)
     K = len(members)

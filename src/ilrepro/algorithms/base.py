@@ -159,6 +159,12 @@ class Algorithm:
         the algorithm computes another function (EqProp, CHL: recurrent BP at their free equilibrium)."""
         return bp_gradient(net, x, target)
 
+    @classmethod
+    def has_native(cls, hparams: dict[str, Any] | None = None) -> bool:
+        """Whether the algorithm with these hyper-parameters has a native step (:meth:`native_gradient`)
+        at all; whether it runs for a given net is :func:`ilrepro.native.serves`."""
+        return cls.native_gradient is not Algorithm.native_gradient
+
     def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:
         """:meth:`gradient` in one C++ call (the native fast path, :mod:`ilrepro.native`) and, with
         ``lr``, the plain SGD step too; None where the algorithm has none or it cannot run."""

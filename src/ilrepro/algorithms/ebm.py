@@ -4,7 +4,8 @@ Each returns, like BP, the quantity to descend, rescaled so that it tends to the
 
 * ``pc_nudge`` -- predictive coding with the output loss weighted by lam (the target recomputed every
   step as p + lam (y - p), see :func:`~ilrepro.algorithms.il.soft_clamp`), on the shared inference loop;
-  the local Hebbian update divided by lam. -> feedforward BP as lam -> 0.
+  the local Hebbian update divided by lam. -> feedforward BP as lam -> 0. ``form: scaled`` (default)
+  runs the loop on the scaled deviations (h - h_ff) / lam, exact in float32; ``direct`` on h itself.
 * ``eqprop`` -- equilibrium propagation on the Hopfield energy of :mod:`ilrepro.hopfield`: free phase,
   nudged phase(s) with E + beta * loss, update (dE/dtheta(x^beta) - dE/dtheta(x*)) / beta (one-sided),
   (dE/dtheta(x^beta) - dE/dtheta(x^-beta)) / 2 beta (symmetric) or one-sided with a random sign.
@@ -22,27 +23,77 @@ for tanh or sigmoid units it is another model (x_l = rho'(x_l) a_l, not rho(a_l)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
 
 from .. import native
-from ..energy import InferenceConfig, infer, weight_directions
+from ..energy import InferenceConfig, PCState, descend, infer, weight_directions
 from ..hopfield import HopfieldConfig, free_output, initial_state, param_gradient, recurrent_bp, relax
-from ..models import Net
+from ..models import ACTIVATIONS, Net
 from .base import Algorithm, AlgorithmError, Range, Tensor, register
 from .il import soft_clamp
 
-__all__ = ["PCNudge", "EqProp", "CHL", "pc_nudge_gradient", "eqprop_gradient", "chl_gradient", "Estimator"]
+__all__ = ["PCNudge", "EqProp", "CHL", "pc_nudge_gradient", "infer_scaled", "eqprop_gradient", "chl_gradient", "Estimator", "Form"]
 
 Estimator = Literal["one_sided", "symmetric", "random"]
 ESTIMATORS = ("one_sided", "symmetric", "random")
+Form = Literal["scaled", "direct"]
+FORMS = ("scaled", "direct")
 
 
-def pc_nudge_gradient(net: Net, x: Tensor, y: Tensor, lam: float, cfg: InferenceConfig) -> list[Tensor]:
-    """PC with output weight lam after ``cfg.T`` inference steps: minus the local Hebbian update / lam."""
-    state = infer(net, x, soft_clamp(y, lam), cfg)
-    return [-d / lam for d in weight_directions(net, state)]
+def pc_nudge_gradient(net: Net, x: Tensor, y: Tensor, lam: float, cfg: InferenceConfig, form: Form = "scaled") -> list[Tensor]:
+    """PC with output weight lam after ``cfg.T`` inference steps: minus the local Hebbian update / lam.
+    ``form``: inference on the activities (``direct``) or on their scaled deviations from the
+    feedforward pass (``scaled``, :func:`infer_scaled`): the same update, but in float32 the direct
+    form's hidden errors are O(lam) differences of O(1) numbers and lose their digits."""
+    if form == "direct":
+        state = infer(net, x, soft_clamp(y, lam), cfg)
+        return [-d / lam for d in weight_directions(net, state)]
+    if form != "scaled":
+        raise ValueError(f"unknown PC-Nudge form '{form}'; known: {', '.join(FORMS)}")
+    return [d.neg_() for d in weight_directions(net, infer_scaled(net, x, y, lam, cfg))]  # errors already / lam
+
+
+def scaled_unfit(net: Net) -> str:
+    """Why the scaled form cannot run on ``net`` (its layers' increments are written out for plain
+    chains of linear and conv layers only), or ""."""
+    return "" if net.local_vjp else f"model '{net.meta.get('type', type(net).__name__)}' is not a chain of linear or conv layers"
+
+
+def infer_scaled(net: Net, x: Tensor, y: Tensor, lam: float, cfg: InferenceConfig) -> PCState:
+    """PC-Nudge's inference on u_l = (h_l - hff_l) / lam, the deviations from the feedforward pass hff,
+    scaled. Dividing the step h_l <- h_l - dt e_l + dt J_l^T e_{l+1} by lam gives the same step on u
+    with every error divided by lam (the loop of :func:`~ilrepro.energy.descend`):
+
+        e_l / lam = u_l - [f_{l-1}(hff_{l-1} + lam u_{l-1}) - f_{l-1}(hff_{l-1})] / lam    (u_0 = 0: the input)
+        e_L / lam = y - link(mu_L)     (the soft target lam y + (1 - lam) link(mu_L), minus link(mu_L), / lam)
+
+    since hff_l = f_{l-1}(hff_{l-1}). The bracket is :meth:`~ilrepro.models.Net.increment`: the linear
+    part and the activations' divided differences, never a difference of two O(1) values, so in float32
+    each term keeps its relative precision however small lam is. Returns the state at h = hff + lam u
+    whose ``errors`` are e / lam: :func:`~ilrepro.energy.weight_directions` of it is the update / lam."""
+    if scaled_unfit(net):
+        raise ValueError(f"PC-Nudge's scaled form: {scaled_unfit(net)}; use form: direct")
+    L = net.n_layers
+    with torch.no_grad():
+        hff, pre = [x], []  # the feedforward pass and every layer's pre-activation A_l(in_act(hff_l))
+        for l in range(L):
+            pre.append(net.affine(l, net.presynaptic(l, hff[l])))
+            hff.append(ACTIVATIONS[net.layers[l].out_act](pre[l]))
+        y = y.to(hff[-1].dtype)
+
+    def state(u: list[Tensor], feedback: bool) -> tuple[PCState, list[Tensor]]:
+        h = [x] + [hff[l] + lam * u[l] for l in range(1, L)]
+        inc = [net.increment(l, hff[l], pre[l], u[l], lam) for l in range(1, L)]  # layers 1..L-1
+        mu = [hff[1]] + [m for _, m in inc]
+        p = net.link(mu[-1])
+        errs = [u[l] if l == 1 else u[l] - inc[l - 2][0] for l in range(1, L)] + [y - p]  # e_1 / lam .. e_L / lam
+        fb = [net.linear_vjp(l, h[l], mu[l], errs[l], "input")[0] for l in range(1, L)] if feedback else []
+        return PCState(h, mu, lam * y + (1.0 - lam) * p, errs), fb
+
+    return descend([torch.zeros_like(v) for v in hff[:L]], state, cfg)
 
 
 def eqprop_gradient(
@@ -89,21 +140,36 @@ def chl_gradient(net: Net, x: Tensor, y: Tensor, cfg: HopfieldConfig) -> list[Te
 class PCNudge(Algorithm):
     name = "pc_nudge"
     parameterisation = "post"
-    defaults = {"lam": 1e-4, "T": 50, "dt": 0.3}
+    # form: inference on the scaled deviations from the feedforward pass (exact in float32) or on the
+    # activities themselves, as published (the float32 run then drifts from BP); see pc_nudge_gradient
+    defaults = {"lam": 1e-4, "T": 50, "dt": 0.3, "form": "scaled"}
     bounds = {"lam": Range(0.0, open_lo=True), "dt": Range(0.0, open_lo=True)}
+    choices = {"form": FORMS}
+
+    def __init__(self, net: Net, lr: float, hparams: dict | None = None, member_lrs: Sequence[float] | None = None) -> None:
+        super().__init__(net, lr, hparams, member_lrs)
+        if self.hp["form"] == "scaled" and scaled_unfit(net):
+            raise AlgorithmError(f"pc_nudge: hyper-parameter 'form': scaled needs a chain of linear or conv layers ({scaled_unfit(net)}); use direct", "form")
+
+    @classmethod
+    def has_native(cls, hparams: dict | None = None) -> bool:
+        """The fast path runs the direct form only."""
+        return super().has_native(hparams) and {**cls.defaults, **(hparams or {})}["form"] == "direct"
 
     def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:
-        """:meth:`gradient` in one C++ call (and with ``lr`` the SGD step), or None where it cannot run."""
+        """:meth:`gradient` in one C++ call (and with ``lr`` the SGD step), or None where it cannot run
+        (the scaled form has no native twin)."""
+        if self.hp["form"] != "direct":
+            return None
         dt, lam = float(self.hp["dt"]), float(self.hp["lam"])
         return native.il_directions(net, x, target, ("soft", lam, 0.0), int(self.hp["T"]), dt, dt, negate=True, divisor=lam, lr=lr, exact=True)
-
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         fast = self.native_gradient(net, x, target)
         if fast is not None:  # the same update in one C++ call (a test checks the weights agree)
             return fast
         dt, lam = float(self.hp["dt"]), float(self.hp["lam"])
-        return pc_nudge_gradient(net, x, target, lam, InferenceConfig(int(self.hp["T"]), dt, dt))
+        return pc_nudge_gradient(net, x, target, lam, InferenceConfig(int(self.hp["T"]), dt, dt), self.hp["form"])
 
 
 class _Hopfield(Algorithm):

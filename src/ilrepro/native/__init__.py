@@ -156,12 +156,10 @@ def net_unfit(net: Net) -> str:
     return ""
 
 
-def serves(net: Net, algorithm: type) -> bool:
-    """Whether ``algorithm`` (a class) trains ``net`` by the fast path, one model at a time: it has a
-    native step, the net fits, and the extension builds."""
-    from ..algorithms.base import Algorithm
-
-    return algorithm.native_gradient is not Algorithm.native_gradient and not net_unfit(net) and available()
+def serves(net: Net, algorithm: type, hparams: dict[str, Any] | None = None) -> bool:
+    """Whether ``algorithm`` (a class) with ``hparams`` trains ``net`` by the fast path, one model at a
+    time: it has a native step for them (``has_native``), the net fits, and the extension builds."""
+    return bool(algorithm.has_native(hparams)) and not net_unfit(net) and available()
 
 
 def chain_args(net: Net, x: Tensor, y: Tensor) -> tuple[list[Any], str]:
