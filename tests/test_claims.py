@@ -189,3 +189,30 @@ def test_nan_is_diverged_never_dropped():
     sl = pd.DataFrame({"beta": [1e-3, 1e-2, 1e-1], "err": [1e-3, math.nan, 1e-1]})
     v, detail = CHECKS["loglog_slope"]({"a": sl}, {"analysis": "a", "x": "beta", "y": "err"})
     assert math.isnan(v) and "at beta = 0.01" in detail
+
+
+def test_early_lead_on_a_loss_where_lower_is_better():
+    t = _sweep({("a", 1.0): [0.1, 0.5, 0.6, 0.7, 0.8], ("b", 1.0): [0.1, 0.4, 0.5, 0.6, 0.7]})
+    v, detail = CHECKS["early_lead"](t, {"experiment": "e", "algo": "a", "baseline": "b", "fraction": 0.5,
+                                         "column": "test_loss", "better": "lower"})
+    assert v == pytest.approx((1 - 0.5) - (1 - 0.6)) and "test_loss at update 50" in detail
+    v, _ = CHECKS["early_lead"](t, {"experiment": "e", "algo": "b", "baseline": "a", "fraction": 0.5, "column": "test_loss", "better": "lower"})
+    assert v < 0
+
+
+def test_group_mean_diff_filters_each_side():
+    df = pd.DataFrame({"method": ["BP", "IL", "IL", "IL"], "t": [None, 0, 1, 2], "P": [3.0, 5.0, 2.0, 1.0]})
+    v, _ = CHECKS["group_mean_diff"]({"z": df}, {"analysis": "z", "by": "method", "a": "BP", "b": "IL", "column": "P", "where_b": {"t": 2}})
+    assert v == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="no rows for IL"):
+        CHECKS["group_mean_diff"]({"z": df}, {"analysis": "z", "by": "method", "a": "BP", "b": "IL", "column": "P", "where_b": {"t": 9}})
+
+
+def test_an_infinite_value_is_a_measurement_nan_is_not(tmp_path):
+    df = pd.DataFrame({"v": [1.0, math.nan]})
+    p = tmp_path / "z.parquet"
+    df.to_parquet(p)
+    base = {"paper": "A", "statement": "s", "quantity": "q", "check": "column_stat", "params": {"analysis": "z", "column": "v"}}
+    out = evaluate_claims({"grows": {**base, "threshold": 0.5, "direction": "above"},
+                           "bounded": {**base, "threshold": 0.5, "direction": "below"}}, {"z": p}).set_index("claim")
+    assert out.loc["grows", "result"] == "pass" and out.loc["bounded", "result"] == "FAIL"  # NaN row -> inf

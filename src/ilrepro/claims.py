@@ -161,23 +161,27 @@ def step_growth(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
 
 
 def early_lead(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
-    """Mean test accuracy of ``algo`` minus ``baseline`` (selected learning rates) at the first evaluation
-    at or after ``fraction`` of the run; a seed that diverged before then counts accuracy 0."""
+    """How far ``algo`` is ahead of ``baseline`` (selected learning rates) at the first evaluation at or
+    after ``fraction`` of the run: mean ``column`` (default test accuracy) of ``algo`` minus ``baseline``'s,
+    or ``baseline`` minus ``algo`` where ``better: lower`` (a loss, e.g. the autoencoder's reconstruction
+    BCE). A seed that diverged before then counts as the worst: accuracy 0, loss +inf."""
     s, m = _summary(t, p), t[f"{p['experiment']}/metrics"]
+    col, lower = p.get("column", "test_acc"), p.get("better", "higher") == "lower"
     at = m["update"].max() * float(p.get("fraction", 0.2))
     u = m.loc[m["update"] >= at, "update"].min()
-    accs, notes = {}, []
+    vals, notes = {}, []
     for k in (p["algo"], p["baseline"]):
         row = _selected(s, k)
         mine = m[(m["algo"] == k) & (m["lr"] == row["lr"])]
-        at_u = mine[mine["update"] == u].set_index("seed")["test_acc"].reindex(sorted(mine["seed"].unique()))
+        at_u = mine[mine["update"] == u].set_index("seed")[col].reindex(sorted(mine["seed"].unique()))
         gone = int(at_u.isna().sum())  # stopped (diverged) before u, or NaN at u
         if gone:
-            notes.append(f"{gone} of {len(at_u)} {k} seeds diverged (counted 0)")
-        accs[k] = float(at_u.fillna(0.0).mean())
-    diff = accs[p["algo"]] - accs[p["baseline"]]
-    detail = f"test accuracy at update {int(u)}: {p['algo']} {accs[p['algo']]:.3f}, {p['baseline']} {accs[p['baseline']]:.3f}"
-    return diff, detail + "".join(f"; {n}" for n in notes)
+            notes.append(f"{gone} of {len(at_u)} {k} seeds diverged (counted {'+inf' if lower else '0'})")
+        vals[k] = float(at_u.fillna(math.inf if lower else 0.0).mean())
+    a, b = vals[p["algo"]], vals[p["baseline"]]
+    lead = b - a if lower else a - b
+    detail = f"{col} at update {int(u)}: {p['algo']} {a:.4g}, {p['baseline']} {b:.4g}"
+    return lead, detail + "".join(f"; {n}" for n in notes)
 
 
 def selected_ratio(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
@@ -209,10 +213,14 @@ def _where(df: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:
 
 
 def group_mean_diff(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
-    """In an analysis table: mean of ``column`` where ``by == a`` minus where ``by == b``."""
+    """In an analysis table: mean of ``column`` where ``by == a`` minus where ``by == b`` (rows kept by
+    ``where``, and each side's further by ``where_a`` / ``where_b``, e.g. one inference step of one panel)."""
     df = _where(_table(t, p), p.get("where", {}))
-    ma, mb = (float(df.loc[df[p["by"]] == k, p["column"]].mean(skipna=False)) for k in (p["a"], p["b"]))
-    return ma - mb, f"mean {p['column']}: {p['a']} {ma:.4g}, {p['b']} {mb:.4g}" + _nan_note(df[p["column"]])
+    sides = [_where(df[df[p["by"]] == k], p.get(f"where_{s}", {})) for k, s in ((p["a"], "a"), (p["b"], "b"))]
+    if any(side.empty for side in sides):
+        raise ValueError(f"no rows for {p['a'] if sides[0].empty else p['b']}")
+    ma, mb = (float(side[p["column"]].mean(skipna=False)) for side in sides)
+    return ma - mb, f"mean {p['column']}: {p['a']} {ma:.4g}, {p['b']} {mb:.4g}" + _nan_note(pd.concat(sides)[p["column"]])
 
 
 def column_diff(t: Tables, p: dict[str, Any]) -> tuple[float, str]:

@@ -68,10 +68,12 @@ def lrs_of(spec: dict[str, Any]) -> list[float]:
 
 
 def environment_meta(device: torch.device | str) -> dict[str, Any]:
-    """Where and with what a job ran: device, hardware, threads, library versions, host, SLURM job."""
+    """Where and with what a job ran: device, hardware, threads, library versions, the source's git commit
+    (``+dirty`` with uncommitted changes; None outside a checkout), host, SLURM job."""
     device = resolve_device(str(device))
     return {
         "device": str(device),
+        "git_commit": _git_commit(),
         "hardware": _hardware(device),
         "threads": torch.get_num_threads(),
         "versions": {
@@ -84,6 +86,21 @@ def environment_meta(device: torch.device | str) -> dict[str, Any]:
         "host": socket.gethostname(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
     }
+
+
+def _git_commit() -> str | None:
+    """The commit of the checkout this package runs from, if it runs from one."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10)
+        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def _hardware(device: torch.device) -> str:
