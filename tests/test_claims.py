@@ -189,3 +189,23 @@ def test_nan_is_diverged_never_dropped():
     sl = pd.DataFrame({"beta": [1e-3, 1e-2, 1e-1], "err": [1e-3, math.nan, 1e-1]})
     v, detail = CHECKS["loglog_slope"]({"a": sl}, {"analysis": "a", "x": "beta", "y": "err"})
     assert math.isnan(v) and "at beta = 0.01" in detail
+
+
+def test_column_stat_over_updates_of_a_per_update_table():
+    """The per-update cosine claim: the initial evaluation (update 0, no update measured) is left out
+    with from_update, a diverged update (NaN) counts as nan_as (-1: the worst cosine), and the detail
+    gives the same statistic of the ``also`` columns."""
+    m = pd.DataFrame({
+        "algo": ["pc"] * 4 + ["bp"] * 2, "update": [0, 1, 2, 3, 0, 1],
+        "bp_cosine": [math.nan, 0.9991, 0.9995, 0.9993, math.nan, 0.5],
+        "bp_cosine_flat": [math.nan, 0.998, 0.9994, 0.999, math.nan, 0.5],
+    })
+    p = {"experiment": "e", "column": "bp_cosine", "stat": "min", "from_update": 1, "nan_as": -1, "also": ["bp_cosine_flat"], "where": {"algo": "pc"}}
+    v, detail = CHECKS["column_stat"]({"e/metrics": m}, p)
+    assert v == pytest.approx(0.9991) and "over 3 rows" in detail and "min of bp_cosine_flat 0.998" in detail
+    assert "NaN" not in detail and "1st percentile" in detail
+    v, _ = CHECKS["column_stat"]({"e/metrics": m}, {**p, "from_update": 0})
+    assert v == -1.0  # update 0's NaN, were it counted, would be a divergence
+    m.loc[2, "bp_cosine"] = math.nan
+    v, detail = CHECKS["column_stat"]({"e/metrics": m}, p)
+    assert v == -1.0 and "1 of 3 rows NaN (diverged), counted as -1" in detail
