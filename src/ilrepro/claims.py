@@ -243,10 +243,10 @@ def column_stat(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     if stat in ("min", "max"):
         q, name = (0.01, "1st") if stat == "min" else (0.99, "99th")
         filled = col.fillna(fill)
-        detail += f"; {name} percentile {filled.quantile(q):.6g}, median {filled.median():.6g}"
+        detail += f"; {name} percentile {filled.quantile(q):.7g}, median {filled.median():.7g}"
     for other in p.get("also", []):
         o = df[other].astype(float)
-        detail += f"; {stat} of {other} {float(getattr(o.fillna(fill), stat)()):.6g}" + _nan_note(o)
+        detail += f"; {stat} of {other} {float(getattr(o.fillna(fill), stat)()):.7g}" + _nan_note(o)
     return v, detail
 
 
