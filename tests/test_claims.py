@@ -216,3 +216,23 @@ def test_an_infinite_value_is_a_measurement_nan_is_not(tmp_path):
     out = evaluate_claims({"grows": {**base, "threshold": 0.5, "direction": "above"},
                            "bounded": {**base, "threshold": 0.5, "direction": "below"}}, {"z": p}).set_index("claim")
     assert out.loc["grows", "result"] == "pass" and out.loc["bounded", "result"] == "FAIL"  # NaN row -> inf
+
+
+def test_column_stat_over_updates_of_a_per_update_table():
+    """The per-update cosine claim: the initial evaluation (update 0, no update measured) is left out
+    with from_update, a diverged update (NaN) counts as nan_as (-1: the worst cosine), and the detail
+    gives the same statistic of the ``also`` columns."""
+    m = pd.DataFrame({
+        "algo": ["pc"] * 4 + ["bp"] * 2, "update": [0, 1, 2, 3, 0, 1],
+        "bp_cosine": [math.nan, 0.9991, 0.9995, 0.9993, math.nan, 0.5],
+        "bp_cosine_flat": [math.nan, 0.998, 0.9994, 0.999, math.nan, 0.5],
+    })
+    p = {"experiment": "e", "column": "bp_cosine", "stat": "min", "from_update": 1, "nan_as": -1, "also": ["bp_cosine_flat"], "where": {"algo": "pc"}}
+    v, detail = CHECKS["column_stat"]({"e/metrics": m}, p)
+    assert v == pytest.approx(0.9991) and "over 3 rows" in detail and "min of bp_cosine_flat 0.998" in detail
+    assert "NaN" not in detail and "1st percentile" in detail
+    v, _ = CHECKS["column_stat"]({"e/metrics": m}, {**p, "from_update": 0})
+    assert v == -1.0  # update 0's NaN, were it counted, would be a divergence
+    m.loc[2, "bp_cosine"] = math.nan
+    v, detail = CHECKS["column_stat"]({"e/metrics": m}, p)
+    assert v == -1.0 and "1 of 3 rows NaN (diverged), counted as -1" in detail

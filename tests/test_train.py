@@ -6,6 +6,7 @@ import json
 import math
 
 import pandas as pd
+import torch
 import pytest
 
 from ilrepro.train import run_and_save, train
@@ -54,3 +55,90 @@ def test_run_and_save_writes_both_files(tmp_path):
     assert json.loads((tmp_path / "meta.json").read_text())["spec"]["algorithm"] == "bp_sgd"
     assert len(pd.read_parquet(tmp_path / "m.parquet")) == 3
     assert not list(tmp_path.glob(".*tmp"))
+
+
+# --- track_bp_cosine: the per-update record (Millidge et al.'s per-batch measures) ---------------------
+
+def test_gradient_agreement_by_hand():
+    """Per weight matrix cosine, mean over layers (biases left out), the flattened cosine and the squared
+    distance, against numbers worked out by hand on a two-layer net's parameter list [W0, b0, W1, b1]."""
+    from ilrepro.runtime import gradient_agreement
+
+    t = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
+    a = [t([[1.0, 0.0], [0.0, 0.0]]), t([3.0, 0.0]), t([[1.0, 2.0]]), t([0.0])]
+    b = [t([[1.0, 1.0], [0.0, 0.0]]), t([3.0, 0.0]), t([[2.0, -1.0]]), t([0.0])]
+    got = gradient_agreement(a, b, [0, 2])
+    # W0: 1 / (1 * sqrt 2); W1: (2 - 2) / ... = 0; the biases do not enter
+    assert got["layers"] == pytest.approx((1 / math.sqrt(2) + 0.0) / 2, abs=1e-15)
+    # flat: dot 1 + 9 + 2 - 2 = 10, |a|^2 = 15, |b|^2 = 16; a - b = (0, -1, 0, 0 | 0, 0 | -1, 3 | 0)
+    assert got["flat"] == pytest.approx(10 / math.sqrt(15 * 16), abs=1e-15)
+    assert got["sqdist"] == pytest.approx(11.0, abs=1e-15)
+
+
+def test_gradient_agreement_takes_a_nets_weight_matrices():
+    from conftest import small_mlp
+
+    from ilrepro.runtime import gradient_agreement
+
+    net = small_mlp(hidden=(7, 6))
+    g = torch.Generator().manual_seed(3)
+    a = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in net.params]
+    b = [x + 0.5 * torch.randn(x.shape, generator=g, dtype=x.dtype) for x in a]
+    per_w = [float(torch.nn.functional.cosine_similarity(a[i].flatten(), b[i].flatten(), dim=0, eps=0.0)) for i in (0, 2, 4)]
+    assert net.weight_index == [0, 2, 4]
+    assert gradient_agreement(a, b, net.weight_index)["layers"] == pytest.approx(sum(per_w) / 3, rel=1e-12)
+
+
+BP_SPEC = dict(
+    experiment="t", dataset="digits", model={"type": "mlp", "hidden": [8], "activation": "relu", "output_loss": "mse"},
+    batch_size=16, updates=7, eval_every=3, seeds=[0, 1], lr=0.05, dtype="float64", track_bp_cosine=True,
+)
+
+
+@pytest.mark.parametrize("stack", [False, True])
+def test_track_bp_cosine_records_every_update(stack):
+    """A row per update and member; the per-update measures on every row past the initial evaluation, the
+    test measures only at the evaluations. BP's own update against BP on the same batch: cosine 1,
+    distance 0 (a reference gradient taken on another batch or after the update would not be)."""
+    for algo, hp in (("bp_sgd", {}), ("pc_nudge", {"lam": 1e-5, "T": 60, "dt": 0.3})):
+        df, meta = train({**BP_SPEC, "algo": algo, "algorithm": algo, "hparams": hp, "stack": stack})
+        assert meta["status"] == "ok" and meta["vectorised"] == stack
+        for _, run in df.groupby("seed"):
+            assert run["update"].tolist() == list(range(8))
+            evaluated = run["update"].isin([0, 3, 6, 7])
+            assert run.loc[evaluated, "test_acc"].notna().all() and run.loc[~evaluated, "test_acc"].isna().all()
+            moved = run[run["update"] >= 1]
+            cols = ["bp_cosine", "bp_cosine_flat", "bp_sqdist", "train_acc", "train_loss"]
+            assert moved[cols].notna().all().all() and run.loc[run["update"] == 0, cols].isna().all().all()
+            if algo == "bp_sgd":
+                assert moved["bp_cosine"].to_numpy() == pytest.approx(1.0, abs=1e-12)
+                assert moved["bp_sqdist"].max() < 1e-20
+            else:
+                assert 0.999 < moved["bp_cosine"].min() < 1.0 and 0.999 < moved["bp_cosine_flat"].min()
+                assert moved["bp_sqdist"].min() > 0
+
+
+def test_train_measures_are_those_of_the_pre_update_model():
+    """Full-batch BP-SGD (the batch is the whole training set, so its order does not matter): the train
+    loss and accuracy recorded at update u are those of the model before update u, replayed by hand."""
+    from ilrepro.algorithms import make_algorithm
+    from ilrepro.data import load_configured
+    from ilrepro.models import build_model
+
+    data = load_configured("digits", {}).to(torch.device("cpu"), torch.float64)
+    n = len(data.train_y)
+    spec = {**BP_SPEC, "seeds": [0], "batch_size": n, "updates": 3, "eval_every": 3, "algo": "bp", "algorithm": "bp_sgd", "lr": 0.5}
+    df, _ = train(spec)
+    net = build_model(spec["model"], data.image_shape, data.n_classes, "post", 0, torch.float64, torch.device("cpu"))
+    algo = make_algorithm("bp_sgd", net, spec["lr"])
+    y = torch.nn.functional.one_hot(data.train_y, data.n_classes).to(torch.float64)
+    for u in (1, 2, 3):
+        row = df[df["update"] == u].iloc[0]
+        with torch.no_grad():
+            logits = net.logits(data.train_x)
+            loss, acc = float(net.loss(logits, y)), float((logits.argmax(-1) == data.train_y).double().mean())
+        algo.step(net, data.train_x, y)
+        with torch.no_grad():
+            after = float(net.loss(net.logits(data.train_x), y))
+        assert row["train_loss"] == pytest.approx(loss, rel=1e-10) and row["train_acc"] == pytest.approx(acc, abs=1e-12)
+        assert abs(after - loss) > 1e-4 * loss  # the post-update loss is another number

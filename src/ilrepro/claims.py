@@ -168,7 +168,7 @@ def early_lead(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     s, m = _summary(t, p), t[f"{p['experiment']}/metrics"]
     col, lower = p.get("column", "test_acc"), p.get("better", "higher") == "lower"
     at = m["update"].max() * float(p.get("fraction", 0.2))
-    u = m.loc[m["update"] >= at, "update"].min()
+    u = m.loc[(m["update"] >= at) & m[col].notna(), "update"].min()  # an evaluation (a per-update row has none)
     vals, notes = {}, []
     for k in (p["algo"], p["baseline"]):
         row = _selected(s, k)
@@ -232,16 +232,30 @@ def column_diff(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
 
 def column_stat(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     """In an analysis (or experiment metrics) table: ``stat`` (max, min, mean, median) of ``column``
-    over the rows that ``where`` keeps. A NaN row is a diverged one: it counts as +inf (a divergence, a
-    distance, a cost that blew up), or as ``nan_as`` where the config says (e.g. 0 for an accuracy)."""
+    over the rows that ``where`` keeps (and, with ``from_update``, whose ``update`` is at least that: 1
+    leaves out a metrics table's initial evaluation, where no update has been measured). A NaN row is a
+    diverged one: it counts as +inf (a divergence, a distance, a cost that blew up), or as ``nan_as``
+    where the config says (e.g. 0 for an accuracy, -1 for a cosine). The detail gives the same statistic
+    of each column in ``also`` and, for min / max, the 1st / 99th percentile and the median of ``column``."""
     df = _where(_table(t, p), p.get("where", {}))
+    if "from_update" in p:
+        df = df[df["update"] >= int(p["from_update"])]
     if df.empty:
-        raise ValueError(f"no rows where {p.get('where', {})}")
+        raise ValueError(f"no rows where {p.get('where', {})}" + (f" from update {p['from_update']}" if "from_update" in p else ""))
+    stat, fill = p.get("stat", "max"), float(p.get("nan_as", math.inf))
     col = df[p["column"]].astype(float)
-    v = float(getattr(col.fillna(float(p.get("nan_as", math.inf))), p.get("stat", "max"))())
+    v = float(getattr(col.fillna(fill), stat)())
     nan_as = p.get("nan_as", "inf")
     note = _nan_note(col) + (f", counted as {nan_as}" if col.isna().any() else "")
-    return v, f"{p.get('stat', 'max')} of {p['column']} over {len(df)} rows" + note
+    detail = f"{stat} of {p['column']} over {len(df)} rows" + note
+    if stat in ("min", "max"):
+        q, name = (0.01, "1st") if stat == "min" else (0.99, "99th")
+        filled = col.fillna(fill)
+        detail += f"; {name} percentile {filled.quantile(q):.7g}, median {filled.median():.7g}"
+    for other in p.get("also", []):
+        o = df[other].astype(float)
+        detail += f"; {stat} of {other} {float(getattr(o.fillna(fill), stat)()):.7g}" + _nan_note(o)
+    return v, detail
 
 
 def loglog_slope(t: Tables, p: dict[str, Any]) -> tuple[float, str]:

@@ -207,8 +207,8 @@ def estimate_seconds(spec: dict[str, Any]) -> float:
     flops = m.flops * batch / c.flops_per_s
     per_pass = c.stack_overhead * overhead + n * flops if stacked else overhead + flops  # stacked: all members
     per_update = passes_per_update(spec["algorithm"], spec.get("hparams"), m.n_layers) * per_pass
-    if spec.get("track_bp_cosine"):  # the reference gradient: member by member
-        per_update += 3 * (n if stacked else 1) * (overhead + flops) / max(1, int(spec["eval_every"]))
+    if spec.get("track_bp_cosine"):  # every update, member by member: the reference gradient and the batch's prediction
+        per_update += 4 * (n if stacked else 1) * (overhead + flops)
     n_evals = updates // int(spec["eval_every"]) + 2
     eval_flops = ds.n_test * m.flops / c.eval_flops_per_s
     if stacked and kind == "cuda":  # batched across members

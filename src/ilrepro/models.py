@@ -143,8 +143,13 @@ class Net:
         return p[2 * l], p[2 * l + 1]
 
     @property
+    def weight_index(self) -> list[int]:
+        """Where the weight matrices (kernels) are in ``params``: one per layer, biases left out."""
+        return list(range(0, len(self.params), 2))
+
+    @property
     def weights(self) -> list[Tensor]:
-        return self.params[0::2]
+        return [self.params[i] for i in self.weight_index]
 
     def sources(self, l: int) -> tuple[int, ...]:
         """The *free* value nodes layer l reads (the clamped input h_0 is not one): the graph that
@@ -320,8 +325,8 @@ class RNNNet(Net):
         return (p[3], p[4]) if l == self.steps else (p[1], p[2])
 
     @property
-    def weights(self) -> list[Tensor]:
-        return [self.params[0], self.params[1], self.params[3]]
+    def weight_index(self) -> list[int]:
+        return [0, 1, 3]  # W_x, W_h, W_y
 
     @staticmethod
     def row(x: Tensor, k: int) -> Tensor:

@@ -13,7 +13,9 @@ Every notebook under ``notebooks/`` carries, in its top-level metadata, an ``ilr
 
 A kind of input the notebook does not read has no key in ``requires``. Columns of a metrics table:
 ``update``, ``test_loss``, ``delta_norm`` always; ``test_acc`` for classification (an autoencoder has
-only a loss); ``path_length`` with ``track_path_length``; ``bp_cosine`` with ``track_bp_cosine``.
+only a loss); ``path_length`` with ``track_path_length``; with ``track_bp_cosine`` a row per update and
+``bp_cosine``, ``bp_cosine_flat``, ``bp_sqdist``, ``train_loss``, ``train_acc`` (test measures then NaN off
+the evaluations).
 """
 
 from __future__ import annotations

@@ -93,10 +93,13 @@ def label_colors(df: pd.DataFrame) -> dict[str, object]:
 
 
 def curves(runs: pd.DataFrame, metric: str, ax: plt.Axes, upto: int | None = None, ylabel: str | None = None) -> None:
-    """metric vs update, one line per algorithm (mean ± std over seeds)."""
+    """metric vs update, one line per algorithm (mean ± std over seeds), over the rows that have it (a
+    table with a row per update has the test measures only at evaluations); markers only where there
+    are at most 200 points per line."""
     data = runs if upto is None else runs[runs["update"] <= upto]
-    sns.lineplot(data=data, x="update", y=metric, hue="label", errorbar="sd", ax=ax, marker="o", markersize=2.5,
-                 palette=label_colors(data))
+    data = data.dropna(subset=[metric])
+    marker = {"marker": "o", "markersize": 2.5} if data["update"].nunique() <= 200 else {}
+    sns.lineplot(data=data, x="update", y=metric, hue="label", errorbar="sd", ax=ax, palette=label_colors(data), **marker)
     ax.set_xlabel("update")
     ax.set_ylabel(ylabel or metric.replace("_", " "))
     ax.legend(title=None, fontsize=7)

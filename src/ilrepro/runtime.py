@@ -21,7 +21,7 @@ import torch
 from . import __version__
 from .models import Net
 
-__all__ = ["DTYPES", "resolve_device", "targets", "cosine", "seeds_of", "lrs_of", "environment_meta", "Progress", "job", "tracked"]
+__all__ = ["DTYPES", "resolve_device", "targets", "cosine", "gradient_agreement", "seeds_of", "lrs_of", "environment_meta", "Progress", "job", "tracked"]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -48,6 +48,25 @@ def cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     na = math.sqrt(sum(float((x * x).sum()) for x in a))
     nb = math.sqrt(sum(float((y * y).sum()) for y in b))
     return dot / (na * nb) if na > 0 and nb > 0 else float("nan")
+
+
+def gradient_agreement(a: list[torch.Tensor], b: list[torch.Tensor], weight_index: list[int]) -> dict[str, float]:
+    """How an update direction ``a`` agrees with a reference gradient ``b`` (parameter-shaped lists), in
+    float64 and read back in one transfer: ``layers`` the cosine of each weight matrix (``weight_index``:
+    which entries are the layers' weights, biases left out) averaged over layers, with no epsilon (the
+    per-layer measure of Millidge et al.); ``flat`` the cosine of all parameters as one vector
+    (:func:`cosine`); ``sqdist`` sum ||a - b||^2 over all parameters. A zero norm makes a cosine NaN."""
+    a64 = [t.detach().to(torch.float64) for t in a]
+    b64 = [t.detach().to(torch.float64) for t in b]
+    dots = torch.stack([(x * y).sum() for x, y in zip(a64, b64, strict=True)])
+    na = torch.stack([(x * x).sum() for x in a64])
+    nb = torch.stack([(y * y).sum() for y in b64])
+    w = torch.tensor(weight_index, device=dots.device)
+    per_layer = dots[w] / (na[w] * nb[w]).sqrt()
+    flat = dots.sum() / (na.sum() * nb.sum()).sqrt()
+    sqdist = torch.stack([((x - y) ** 2).sum() for x, y in zip(a64, b64)]).sum()
+    layers, flat_v, sq = torch.stack([per_layer.mean(), flat, sqdist]).tolist()
+    return {"layers": layers, "flat": flat_v, "sqdist": sq}
 
 
 def seeds_of(spec: dict[str, Any]) -> list[int]:

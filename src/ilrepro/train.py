@@ -1,5 +1,10 @@
 """The training loop: run length in updates, evaluation every K updates on the full test set, a tidy
-metrics table per run, and a divergence stop that is a recorded result, not a crash."""
+metrics table per run, and a divergence stop that is a recorded result, not a crash.
+
+The metrics table has one row per evaluation; with ``track_bp_cosine`` it has one row per update (the
+per-batch record of Millidge et al.): every row has the update's agreement with the reference gradient
+on its batch and the batch's training accuracy and loss, and the test measures only at evaluations
+(NaN between them)."""
 
 from __future__ import annotations
 
@@ -18,9 +23,10 @@ from .data import Dataset, load_configured
 from .ensemble import CudaGraphStep, Ensemble
 from .io import atomic_write_json, atomic_write_parquet
 from .models import Net, build_model
-from .runtime import DTYPES, Progress, cosine, environment_meta, lrs_of, resolve_device, seeds_of, targets
+from .runtime import DTYPES, Progress, environment_meta, gradient_agreement, lrs_of, resolve_device, seeds_of, targets
 
-__all__ = ["train", "STACK_MIN_MEMBERS", "STACK_MAX_WORK", "stack_members", "evaluate", "metrics_columns", "run_and_save", "split_by_lr"]
+__all__ = ["train", "STACK_MIN_MEMBERS", "STACK_MAX_WORK", "stack_members", "evaluate", "batch_measures", "metrics_columns", "run_and_save",
+           "split_by_lr"]
 
 
 @torch.no_grad()
@@ -50,16 +56,36 @@ def evaluate(net: Net, data: Dataset, chunk: int = 10_000, predict: Callable[[to
     return {"test_acc": acc, "test_loss": loss, "test_ce": ce}
 
 
+@torch.no_grad()
+def batch_measures(algo: Any, net: Net, x: torch.Tensor, target: torch.Tensor, labels: torch.Tensor | None) -> dict[str, float]:
+    """The model's prediction on a training batch (``algo.logits``: the feedforward pass, or e.g. a
+    Hopfield network's free equilibrium), taken before the update: ``train_loss``, the batch-mean
+    training loss of the model (``net.loss``), and ``train_acc`` where ``labels`` are given."""
+    logits = algo.logits(net, x)
+    out = {"train_loss": net.loss(logits, target)}
+    if labels is not None:
+        out["train_acc"] = (logits.argmax(-1) == labels).to(torch.float64).mean()
+    values = torch.stack([v.to(torch.float64) for v in out.values()]).tolist()
+    return dict(zip(out, values))
+
+
+# per update with ``track_bp_cosine``: the cosine of the update direction (the gradient estimate handed
+# to the optimiser) to the reference gradient on the same batch, per weight matrix averaged over layers
+# and over all parameters flattened; the squared distance between the two; the batch's training measures
+BP_COLUMNS = {"layers": "bp_cosine", "flat": "bp_cosine_flat", "sqdist": "bp_sqdist"}
+
+
 def metrics_columns(exp: dict[str, Any]) -> set[str]:
     """The measure columns of an experiment's metrics table, known from its config: what :func:`train`
     writes (``test_acc`` only for a classifier: an autoencoder has a reconstruction loss)."""
+    classifier = exp.get("model", {}).get("type", "mlp") != "autoencoder"
     cols = {"update", "test_loss", "delta_norm", "delta_norm_first"}
-    if exp.get("model", {}).get("type", "mlp") != "autoencoder":
+    if classifier:
         cols |= {"test_acc", "test_ce"}
     if exp.get("track_path_length"):
         cols |= {"path_length", "delta_norm_max"}
     if exp.get("track_bp_cosine"):
-        cols.add("bp_cosine")
+        cols |= set(BP_COLUMNS.values()) | {"train_loss"} | ({"train_acc"} if classifier else set())
     return cols
 
 
@@ -173,11 +199,14 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
     ens = Ensemble(nets, name, [lr for lr, _ in members], spec.get("hparams"), stack)
     K = len(members)
 
+    # every update: its agreement with the reference gradient and the batch's training measures (eager
+    # steps, member by member; so no captured CUDA graph)
     track_bp = bool(spec.get("track_bp_cosine", False))
+    classifier = nets[0].meta.get("type") != "autoencoder"
     # sum of ||dtheta|| over every update, and its running maximum (the explosive first steps count)
     track_path = bool(spec.get("track_path_length", False))
     batches = [_Batches(len(data.train_y), bsz, s) for _, s in members]
-    graph, graph_status = _cuda_graph(ens, data, bsz, spec)
+    graph, graph_status = _cuda_graph(ens, data, bsz, spec) if not track_bp else (None, "off (track_bp_cosine measures every update eagerly)")
     # evaluation batched across members: on CUDA (``batched_eval: auto``), or where the spec says true
     want_batched = spec.get("batched_eval", "auto")
     batched_eval = ens.vectorised and (device.type == "cuda" if want_batched == "auto" else bool(want_batched))
@@ -214,20 +243,25 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
         is_eval = u % every == 0 or u == updates
         measure = is_eval or track_path or u == 1
         before = {k: [w.clone() for w in ens.members[k].weights] for k in active} if measure else None
-        if graph is not None and not (is_eval and track_bp):
+        per_batch: dict[int, dict[str, float]] = {}
+        if graph is not None:
             idx = torch.stack([batches[k].next() for k in range(K)])
             ts = time.perf_counter()
             stacked = graph.replay(idx)
             grads = {k: [g[k] for g in stacked] for k in active}
-            bp: dict[int, list[torch.Tensor]] = {}
         else:
-            xs, ys = [], []
+            xs, ys, labels = [], [], []
             for k in range(K):
                 idx_k = batches[k].next().to(device)
                 x = data.train_x[idx_k]
                 xs.append(x)
+                labels.append(data.train_y[idx_k] if classifier else None)
                 ys.append(targets(nets[0], x, data.train_y[idx_k], data.n_classes))
-            bp = {k: ens.algorithm(k).reference_gradient(ens.members[k], xs[k], ys[k]) for k in active} if is_eval and track_bp else {}
+            bp: dict[int, list[torch.Tensor]] = {}
+            for k in active if track_bp else []:  # before the update: the model the update is taken at
+                algo_k, net_k = ens.algorithm(k), ens.members[k]
+                per_batch[k] = batch_measures(algo_k, net_k, xs[k], ys[k], labels[k])
+                bp[k] = algo_k.reference_gradient(net_k, xs[k], ys[k])
             ts = time.perf_counter()
             grads = ens.step(xs, ys, active)
         if device.type == "cuda":
@@ -245,15 +279,18 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
                     first_step[k] = delta[k]
                 # a non-finite step is the largest (NaN would compare False and vanish from the max)
                 max_step[k] = max(max_step[k], delta[k]) if math.isfinite(delta[k]) else math.inf
+        for k in per_batch:
+            agree = gradient_agreement(grads[k], bp[k], ens.members[k].weight_index)
+            per_batch[k].update({BP_COLUMNS[key]: v for key, v in agree.items()})
+            if not is_eval:
+                rows[k].append({"update": u, **per_batch[k]})
         if is_eval:
             evals = evaluate_members(list(active))
             for k in list(active):
-                row = {"update": u, **evals[k], "delta_norm": delta[k], "delta_norm_first": first_step[k]}
+                row = {"update": u, **per_batch.get(k, {}), **evals[k], "delta_norm": delta[k], "delta_norm_first": first_step[k]}
                 if track_path:
                     row["path_length"] = path[k]
                     row["delta_norm_max"] = max_step[k]
-                if k in bp:
-                    row["bp_cosine"] = cosine(grads[k], bp[k])
                 rows[k].append(row)
                 if not _finite(ens.members[k]) or not math.isfinite(row["test_loss"]) or not math.isfinite(delta[k]):
                     status[k] = "diverged"
