@@ -10,7 +10,7 @@ import torch
 
 from ilrepro.algorithms import make_algorithm
 from ilrepro.algorithms import bp_gradient
-from ilrepro.algorithms.prox import implicit_sgd_solve
+from ilrepro.algorithms.prox import implicit_sgd_error, implicit_sgd_solve, softplus_net
 from ilrepro.models import build_model
 
 from conftest import batch, small_mlp
@@ -100,3 +100,38 @@ def test_il_prox_fast_and_adam_and_bp_prox_run():
     for name, hp in (("il_prox_fast", {}), ("il_prox_adam", {"adam_lr": 1e-3}), ("bp_prox", {"eps": 1.0})):
         d = _step(name, net, x, y, 5.0, **hp)
         assert all(torch.isfinite(t).all() for t in d) and _norm(d) > 0
+
+
+def test_softplus_net_is_the_relu_net_smoothed():
+    net = small_mlp("pre", hidden=(16, 12))
+    x, _ = batch(n=4)
+    with torch.no_grad():
+        gap = [float((softplus_net(net, b).logits(x) - net.logits(x)).abs().max()) for b in (10.0, 1e4)]
+    assert gap[1] < 1e-4 and gap[0] > 1e-2  # (softplus(beta h)/beta is within log 2 / beta of relu)
+    with pytest.raises(ValueError, match="beta must be > 0"):
+        softplus_net(net, 0.0)
+
+
+def _truncated_solve(net, x, y, alpha, steps=2, lr=0.005):
+    """A deliberately poor solve: a few gradient steps on the proximal objective from theta."""
+    theta = [p.detach() for p in net.params]
+    phi = [p.clone() for p in theta]
+    for _ in range(steps):
+        phi = [p.requires_grad_(True) for p in phi]
+        obj = net.loss(net.logits(x, phi), y) + sum(((p - t) ** 2).sum() for p, t in zip(phi, theta)) / (2 * alpha)
+        phi = [(p - lr * g).detach() for p, g in zip(phi, torch.autograd.grad(obj, phi))]
+    return phi
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.5, 2.5])
+def test_solver_error_is_small_for_the_solver_and_large_for_a_truncated_solve(alpha):
+    """The accuracy measure (distance of the update to the smoothed problem's, solved tightly): small for
+    the L-BFGS solve of the ReLU net (measured ~1e-3 here, where its gradient-norm residual is ~4e-2:
+    the residual is no accuracy), ~0.8-1 for two GD steps of 0.005 (the authors' step size)."""
+    net = small_mlp("pre", seed=1, hidden=(16, 12))
+    x, y = batch(n=1, seed=1)
+    phi, _ = implicit_sgd_solve(net, x, y, alpha, tol=1e-7)
+    good = implicit_sgd_error(net, x, y, alpha, phi)
+    assert good["solver_rel_dist"] < 0.02 and good["solver_cos"] > 0.999 and good["smooth_residual"] < 1e-6
+    bad = implicit_sgd_error(net, x, y, alpha, _truncated_solve(net, x, y, alpha))
+    assert bad["solver_rel_dist"] > 0.5

@@ -274,11 +274,45 @@ def loglog_slope(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     return slope, f"fit over {len(g)} values of {p['x']} in [{g.index.min():.3g}, {g.index.max():.3g}]" + (f"; {zero} rows <= 0 left out" if zero else "")
 
 
+def paired_diff_ci(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
+    """In an analysis table (rows filtered by ``where``): per ``unit`` (default ``seed``), the mean over its
+    rows (points) of column ``a`` minus column ``b``; then the mean over units and its Student-t
+    confidence interval (``level``, default 0.95). The value is the interval's lower bound (> 0: ``a``
+    exceeds ``b`` beyond the seed-to-seed spread). The detail: mean, interval, number of units, the
+    fraction of rows where a > b and, with ``reference`` (a column), its mean (e.g. how far apart the
+    two things compared are). A NaN in a compared column is a diverged row: the value is NaN and the
+    detail counts them (never dropped)."""
+    from scipy import stats  # (a dependency of scikit-learn)
+
+    df = _where(_table(t, p), p.get("where", {}))
+    unit, level = p.get("unit", "seed"), float(p.get("level", 0.95))
+    cols = [p["a"], p["b"]] + ([p["reference"]] if "reference" in p else [])
+    if df.empty:
+        raise ValueError(f"no rows where {p.get('where', {})}")
+    bad = df[cols].isna().any(axis=1)
+    if bad.any():
+        units = sorted(df.loc[bad, unit].unique().tolist())
+        return float("nan"), f"diverged: {int(bad.sum())} of {len(df)} rows have NaN in {cols} ({unit} {units})"
+    per_unit = (df[p["a"]] - df[p["b"]]).groupby(df[unit]).mean()
+    n = len(per_unit)
+    if n < 2:
+        raise ValueError(f"a confidence interval needs >= 2 values of '{unit}', got {n}")
+    mean, se = float(per_unit.mean()), float(per_unit.std(ddof=1)) / math.sqrt(n)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * se
+    lo, hi = mean - half, mean + half
+    closer = float((df[p["a"]] > df[p["b"]]).mean())
+    detail = (f"mean {p['a']} - {p['b']} {mean:.4g}, {level:.0%} CI [{lo:.4g}, {hi:.4g}] over {n} {unit}s; "
+              f"{p['a']} > {p['b']} at {closer:.0%} of {len(df)} points")
+    if "reference" in p:
+        detail += f"; mean {p['reference']} {float(df[p['reference']].mean()):.4g}"
+    return lo, detail
+
+
 CHECKS: dict[str, Callable[[Tables, dict[str, Any]], tuple[float, str]]] = {
     f.__name__: f
     for f in (
         spread_ratio, worst_final_over_large_lr, stable_fraction, step_growth, early_lead, selected_ratio,
-        selected_abs_diff, group_mean_diff, column_diff, column_stat, loglog_slope,
+        selected_abs_diff, group_mean_diff, column_diff, column_stat, loglog_slope, paired_diff_ci,
     )
 }
 

@@ -17,14 +17,21 @@ does, and its output error is not halved (the x0.5 on the output error is in the
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
+import torch.nn.functional as F
 
 from .. import native
 from ..energy import InferenceConfig, PCState, TargetFn, infer, weight_directions
-from ..models import Net
+from ..models import ACTIVATIONS, Net
+from ..runtime import cosine
 from .base import Algorithm, Range, Tensor, bp_gradient, register
 
-__all__ = ["ILProx", "ILProxFast", "ILProxAdam", "BPProx", "ImplicitSGD", "prox_target", "activity_norm", "il_prox_update", "implicit_sgd_solve"]
+__all__ = ["ILProx", "ILProxFast", "ILProxAdam", "BPProx", "ImplicitSGD", "prox_target", "activity_norm", "il_prox_update", "implicit_sgd_solve",
+           "softplus_net", "implicit_sgd_error"]
 
 
 def activity_norm(a: Tensor) -> Tensor:
@@ -158,7 +165,8 @@ def implicit_sgd_solve(
 
     For smooth activations the stationarity condition grad L(phi) + (phi - theta)/alpha = 0 is met to
     ``tol``. With ReLU the minimiser can sit on a kink, where only a subgradient vanishes: the solver then
-    stops on the objective and the returned residual says how far the gradient is from 0."""
+    stops on the objective and the returned residual says how far the gradient is from 0 — which is not
+    how far phi is from the minimiser: :func:`implicit_sgd_error` measures that."""
     theta = [p.detach() for p in net.params]
     phi = [p.clone().requires_grad_(True) for p in theta]
     opt = torch.optim.LBFGS(phi, lr=1.0, max_iter=max_iter, max_eval=2 * max_iter, tolerance_grad=tol,
@@ -176,6 +184,59 @@ def implicit_sgd_solve(
         objective()
     gnorm = float(torch.sqrt(sum((p.grad**2).sum() for p in phi)))
     return [p.detach() for p in phi], gnorm
+
+
+@dataclass
+class _SoftplusNet(Net):
+    """A chain whose ReLUs are softplus(beta h) / beta: the smoothed twin of a ReLU net (same layers, same
+    parameters), whose proximal problem a gradient-based solver can solve to any tolerance."""
+
+    beta: float = 1e4
+
+    def _act(self, name: str) -> Callable[[Tensor], Tensor]:
+        return (lambda h: F.softplus(h, beta=self.beta)) if name == "relu" else ACTIVATIONS[name]
+
+    def presynaptic(self, l: int, h: Tensor) -> Tensor:
+        spec = self.layers[l]
+        a = self._act(spec.in_act)(h)
+        return a.flatten(1) if spec.flatten_input else a
+
+    def layer(self, l: int, h: Tensor, params: list[Tensor] | None = None, x: Tensor | None = None) -> Tensor:
+        return self._act(self.layers[l].out_act)(self.affine(l, self.presynaptic(l, h), params))
+
+
+def softplus_net(net: Net, beta: float) -> Net:
+    """``net`` with every ReLU replaced by softplus(beta h) / beta (within log 2 / beta of ReLU); a chain
+    (:class:`~ilrepro.models.Net` itself) only."""
+    if type(net) is not Net:
+        raise ValueError(f"softplus_net: a chain of layers only, not a {type(net).__name__}")
+    if not beta > 0:
+        raise ValueError(f"softplus_net: beta must be > 0, got {beta}")
+    return _SoftplusNet(net.layers, [p.detach() for p in net.params], net.output_loss, dict(net.meta), float(beta))
+
+
+def implicit_sgd_error(
+    net: Net, x: Tensor, target: Tensor, alpha: float, phi: list[Tensor], beta: float = 1e4,
+    tol: float = 1e-9, max_iter: int = 5000,
+) -> dict[str, float]:
+    """How far a solve ``phi`` of the implicit-SGD step of a ReLU ``net`` is from the step of the smoothed
+    problem (ReLU -> softplus(beta h)/beta, :func:`softplus_net`), solved to ``tol`` from theta.
+
+    The residual :func:`implicit_sgd_solve` returns does not measure accuracy on a ReLU net: at a kink only
+    a subgradient vanishes, so an accurate solution can have a large gradient. The smoothed problem has a
+    gradient that vanishes at its minimiser, which for a sharp beta lies next to the ReLU problem's.
+    Returns ``solver_rel_dist`` = ||d - d_s|| / ||d_s|| and ``solver_cos`` = cos(d, d_s) of the updates
+    d = phi - theta, d_s = phi_s - theta, and ``smooth_residual``, the smoothed solve's gradient norm
+    (small: the reference itself converged)."""
+    theta = [p.detach() for p in net.params]
+    # from theta, as the solve measured: the proximal problem of a ReLU net need not be convex at a large
+    # alpha, and a solve started elsewhere (e.g. continuation from a smoother beta) can find another minimum
+    ref, res = implicit_sgd_solve(softplus_net(net, beta), x, target, alpha, tol=tol, max_iter=max_iter, ftol=0.0)
+    d = [p - t for p, t in zip(phi, theta)]
+    d_s = [p - t for p, t in zip(ref, theta)]
+    diff = math.sqrt(sum(float(((a - b) ** 2).sum()) for a, b in zip(d, d_s)))
+    size = math.sqrt(sum(float((b**2).sum()) for b in d_s))
+    return {"solver_rel_dist": diff / size if size > 0 else float("nan"), "solver_cos": cosine(d, d_s), "smooth_residual": res}
 
 
 @register
