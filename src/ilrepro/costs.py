@@ -238,9 +238,10 @@ def train_resources(spec: dict[str, Any], attempt: int = 1) -> Resources:
 
 
 def analysis_resources(spec: dict[str, Any], attempt: int = 1) -> Resources:
-    """A flat request for an analysis job (no cost model), doubled in time on each retry."""
+    """A flat request for an analysis job (no cost model: ``runtime_min`` from its config, else
+    :data:`ANALYSIS_RUNTIME_MIN`), doubled in time on each retry."""
     gpu = 1 if _device_kind(spec.get("device", "cpu")) == "cuda" else 0
-    minutes = ANALYSIS_RUNTIME_MIN * 2 ** (max(1, attempt) - 1)
+    minutes = int(spec.get("runtime_min", ANALYSIS_RUNTIME_MIN)) * 2 ** (max(1, attempt) - 1)
     return Resources(minutes, ANALYSIS_MEM_MB, gpu, int(spec.get("threads", 1)), float("nan"))
 
 

@@ -89,6 +89,7 @@ def analysis_spec(config: dict[str, Any], name: str) -> dict[str, Any]:
         "params": analysis_params(a["kind"], copy.deepcopy(a.get("params", {}))),
         "device": a.get("device", defaults.get("device", "cpu")),
         "data": copy.deepcopy(config.get("data", {})),
+        **({"runtime_min": int(a["runtime_min"])} if "runtime_min" in a else {}),
     }
 
 
