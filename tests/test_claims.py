@@ -236,3 +236,13 @@ def test_column_stat_over_updates_of_a_per_update_table():
     m.loc[2, "bp_cosine"] = math.nan
     v, detail = CHECKS["column_stat"]({"e/metrics": m}, p)
     assert v == -1.0 and "1 of 3 rows NaN (diverged), counted as -1" in detail
+
+
+def test_compare_to_reference_lists_every_claim_of_either_table():
+    from ilrepro.claims import compare_to_reference
+
+    ref = pd.DataFrame({"claim": ["a", "b"], "paper": ["A", "A"], "value": [1.0, 2.0], "result": ["pass", "FAIL"]})
+    mine = pd.DataFrame({"claim": ["a", "c"], "paper": ["A", "A"], "value": [1.5, 3.0], "result": ["pass", "pass"]})
+    out = compare_to_reference(mine, ref).set_index("claim")
+    assert out.loc["a", "difference"] == pytest.approx(0.5) and out.loc["a", "agrees"]
+    assert set(out.index) == {"a", "b", "c"} and not out.loc["b", "agrees"] and not out.loc["c", "agrees"]

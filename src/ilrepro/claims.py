@@ -21,7 +21,7 @@ import pandas as pd
 
 from . import layout
 
-__all__ = ["CHECKS", "COLUMNS", "evaluate_claims", "claim_inputs"]
+__all__ = ["CHECKS", "COLUMNS", "evaluate_claims", "claim_inputs", "compare_to_reference"]
 
 COLUMNS = ["claim", "paper", "figure", "statement", "quantity", "value", "threshold", "result", "detail", "threshold_source"]
 
@@ -362,3 +362,14 @@ def evaluate_claims(claims: dict[str, dict[str, Any]], inputs: Mapping[str, str 
             }
         )
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def compare_to_reference(mine: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """A claims table of one's own run beside a kept reference run's (e.g. ``reference/fmnist/claims.csv``):
+    per claim both values and results, the difference, and whether the result agrees. A claim in only
+    one of the two is listed with the other side empty (never dropped)."""
+    keep = ["claim", "paper", "value", "result"]
+    both = reference[keep].merge(mine[keep], on=["claim", "paper"], how="outer", suffixes=("_reference", "_yours"))
+    both["difference"] = both["value_yours"] - both["value_reference"]
+    both["agrees"] = both["result_yours"] == both["result_reference"]
+    return both.sort_values(["paper", "claim"]).reset_index(drop=True)

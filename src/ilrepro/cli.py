@@ -117,6 +117,18 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare_reference(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .claims import compare_to_reference
+
+    table = compare_to_reference(pd.read_csv(args.yours), pd.read_csv(args.reference))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    differ = int((~table["agrees"]).sum())
+    print(f"{len(table)} claims; {differ} with a different result" + (" (or in only one of the two tables)" if differ else ""))
+    return 0
+
+
 def _against(args: argparse.Namespace) -> int:
     """``bench --against pcx``: the side-by-side table (ilrepro.compare.pcx)."""
     from .compare import pcx
@@ -226,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
                         "<experiment>/metrics, <analysis>) = its file (ilrepro.claims.claim_inputs)")
     c.add_argument("--out", required=True, help="output table (CSV)")
     c.set_defaults(func=_claims)
+
+    cr = sub.add_parser("compare-reference", help="your claims table beside a kept reference run's (reference/<name>/claims.csv)")
+    cr.add_argument("--reference", required=True, help="the reference's claims table, e.g. reference/fmnist/claims.csv")
+    cr.add_argument("--yours", required=True, help="your run's claims table, e.g. results/claims/fmnist_paper.csv")
+    cr.set_defaults(func=_compare_reference)
 
     ck = _config_command(sub, "check", "validate config files as the pipeline does (YAML, schema, every check), naming the key or line")
     ck.add_argument("--notebooks", default="notebooks" if Path("notebooks").is_dir() else "",
