@@ -157,9 +157,9 @@ def test_kill_then_rerun_redoes_only_unfinished_runs(tmp_path):
     runs = d / "results/runs/alonso_e2_digits"
     deadline = time.time() + 300
     try:
-        while time.time() < deadline and not list(runs.glob("*/*/meta.json")):  # the first job (BP-SGD's run) done
+        # the first job (BP-SGD's run) done and recorded by Snakemake (no longer marked incomplete)
+        while time.time() < deadline and not [p for p in runs.glob("*/*/meta.json") if str(p.relative_to(d)) not in _incomplete_markers(d)]:
             time.sleep(0.2)
-        time.sleep(1.0)  # let Snakemake record the finished jobs
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
