@@ -175,7 +175,7 @@ def test_step_growth_sees_the_first_explosive_step_of_a_run_that_then_dies():
 def test_early_lead_counts_a_seed_that_diverged_before_the_point():
     t = _sweep({("a", 1.0): [0.1, 0.5, 0.6, 0.7, 0.8], ("b", 1.0): [0.1, 0.4, 0.5, 0.6, 0.7]}, diverged={("a", 1.0)})
     v, detail = CHECKS["early_lead"](t, {"experiment": "e", "algo": "a", "baseline": "b", "fraction": 0.7})
-    assert v == pytest.approx(0.0 - 0.6) and "2 of 2 a seeds diverged" in detail
+    assert v == pytest.approx(0.0 - 0.6) and "2 of 2 a (seed, evaluation) values diverged" in detail
 
 
 def test_nan_is_diverged_never_dropped():
@@ -246,3 +246,11 @@ def test_compare_to_reference_lists_every_claim_of_either_table():
     out = compare_to_reference(mine, ref).set_index("claim")
     assert out.loc["a", "difference"] == pytest.approx(0.5) and out.loc["a", "agrees"]
     assert set(out.index) == {"a", "b", "c"} and not out.loc["b", "agrees"] and not out.loc["c", "agrees"]
+
+
+def test_early_lead_over_the_papers_early_window():
+    t = _sweep({("a", 1.0): [0.1, 0.5, 0.6, 0.7, 0.8], ("b", 1.0): [0.1, 0.3, 0.6, 0.8, 0.9]})
+    # over the first 50 updates a leads (0.5, 0.6 vs 0.3, 0.6); at 70 % of the run it trails
+    v, detail = CHECKS["early_lead"](t, {"experiment": "e", "algo": "a", "baseline": "b", "until": 50})
+    assert v == pytest.approx((0.5 + 0.6) / 2 - (0.3 + 0.6) / 2) and "mean over 2 evaluations at updates 25-50" in detail
+    assert CHECKS["early_lead"](t, {"experiment": "e", "algo": "a", "baseline": "b", "fraction": 0.7})[0] < 0

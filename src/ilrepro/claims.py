@@ -161,26 +161,36 @@ def step_growth(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
 
 
 def early_lead(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
-    """How far ``algo`` is ahead of ``baseline`` (selected learning rates) at the first evaluation at or
-    after ``fraction`` of the run: mean ``column`` (default test accuracy) of ``algo`` minus ``baseline``'s,
-    or ``baseline`` minus ``algo`` where ``better: lower`` (a loss, e.g. the autoencoder's reconstruction
-    BCE). A seed that diverged before then counts as the worst: accuracy 0, loss +inf."""
+    """How far ``algo`` is ahead of ``baseline`` (selected learning rates) early in training: with
+    ``until``, the mean over every evaluation in (0, until] (the paper's early window, e.g. the first 2,000
+    updates its E2 zoom shows) of the mean-over-seeds ``column``; else at the first evaluation at or after
+    ``fraction`` of the run. ``column`` defaults to test accuracy (``algo`` minus ``baseline``); with
+    ``better: lower`` (a loss, e.g. the autoencoder's reconstruction BCE) it is ``baseline`` minus ``algo``.
+    A seed that diverged before an evaluation counts as the worst there: accuracy 0, loss +inf."""
     s, m = _summary(t, p), t[f"{p['experiment']}/metrics"]
     col, lower = p.get("column", "test_acc"), p.get("better", "higher") == "lower"
-    at = m["update"].max() * float(p.get("fraction", 0.2))
-    u = m.loc[(m["update"] >= at) & m[col].notna(), "update"].min()  # an evaluation (a per-update row has none)
+    evals = m.loc[m[col].notna(), "update"]  # evaluations (a per-update row has no test measure)
+    if "until" in p:
+        at = sorted(u for u in evals.unique() if 0 < u <= int(p["until"]))
+        if not at:
+            raise ValueError(f"no evaluation in (0, {p['until']}]")
+        where = f"mean over {len(at)} evaluations at updates {int(at[0])}-{int(at[-1])}"
+    else:
+        at = [evals[evals >= m["update"].max() * float(p.get("fraction", 0.2))].min()]
+        where = f"at update {int(at[0])}"
     vals, notes = {}, []
     for k in (p["algo"], p["baseline"]):
         row = _selected(s, k)
         mine = m[(m["algo"] == k) & (m["lr"] == row["lr"])]
-        at_u = mine[mine["update"] == u].set_index("seed")[col].reindex(sorted(mine["seed"].unique()))
-        gone = int(at_u.isna().sum())  # stopped (diverged) before u, or NaN at u
+        grid = mine.pivot_table(index="update", columns="seed", values=col, aggfunc="first", dropna=False)
+        grid = grid.reindex(index=at, columns=sorted(mine["seed"].unique()))
+        gone = int(grid.isna().to_numpy().sum())  # stopped (diverged) before an evaluation, or NaN there
         if gone:
-            notes.append(f"{gone} of {len(at_u)} {k} seeds diverged (counted {'+inf' if lower else '0'})")
-        vals[k] = float(at_u.fillna(math.inf if lower else 0.0).mean())
+            notes.append(f"{gone} of {grid.size} {k} (seed, evaluation) values diverged (counted {'+inf' if lower else '0'})")
+        vals[k] = float(grid.fillna(math.inf if lower else 0.0).mean(axis=1).mean())
     a, b = vals[p["algo"]], vals[p["baseline"]]
     lead = b - a if lower else a - b
-    detail = f"{col} at update {int(u)}: {p['algo']} {a:.4g}, {p['baseline']} {b:.4g}"
+    detail = f"{col} {where}: {p['algo']} {a:.4g}, {p['baseline']} {b:.4g}"
     return lead, detail + "".join(f"; {n}" for n in notes)
 
 
