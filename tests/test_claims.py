@@ -254,3 +254,16 @@ def test_early_lead_over_the_papers_early_window():
     v, detail = CHECKS["early_lead"](t, {"experiment": "e", "algo": "a", "baseline": "b", "until": 50})
     assert v == pytest.approx((0.5 + 0.6) / 2 - (0.3 + 0.6) / 2) and "mean over 2 evaluations at updates 25-50" in detail
     assert CHECKS["early_lead"](t, {"experiment": "e", "algo": "a", "baseline": "b", "fraction": 0.7})[0] < 0
+
+
+def test_path_to_accuracy_reads_the_path_up_to_a_common_accuracy():
+    t = _sweep({("a", 1.0): [0.1, 0.5, 0.8, 0.85, 0.9], ("b", 1.0): [0.1, 0.3, 0.5, 0.8, 0.9]})
+    m = t["e/metrics"]
+    m["path_length"] = m["update"] * m["algo"].map({"a": 2.0, "b": 1.0})  # a travels twice as fast...
+    t["e/summary"]["selected"] = True
+    v, detail = CHECKS["path_to_accuracy"](t, {"experiment": "e", "algo": "a", "baseline": "b", "level": 0.8 / 0.9})
+    assert v == pytest.approx((2.0 * 50) / (1.0 * 75)) and "test accuracy 0.800" in detail  # ...but gets there sooner
+    m.loc[m["algo"] == "b", "test_acc"] = 0.5  # b never reaches it: an infinite path
+    t["e/summary"].loc[t["e/summary"]["algo"] == "b", "final_acc_mean"] = 0.9
+    v, detail = CHECKS["path_to_accuracy"](t, {"experiment": "e", "algo": "a", "baseline": "b", "level": 0.8 / 0.9})
+    assert v == 0.0 and "2 of 2 b seeds never reach it" in detail

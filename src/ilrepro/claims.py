@@ -202,6 +202,30 @@ def selected_ratio(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     return a / b, f"{col}: {p['algo']} {a:.4g}, {p['baseline']} {b:.4g}" + _nan_note(pd.Series([a, b]), "values")
 
 
+def path_to_accuracy(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
+    """"Shorter paths to minima" read as the path to a common quality: per run (selected rates), the path
+    length sum ||dtheta|| travelled until the first evaluation at which test accuracy reaches ``level``
+    (default 0.95) times the lower of the two algorithms' mean final accuracies; the ratio of ``algo``'s
+    mean over seeds to ``baseline``'s. A run that never reaches it (or diverged) has an infinite path."""
+    s, m = _summary(t, p), t[f"{p['experiment']}/metrics"]
+    rows = {k: _selected(s, k) for k in (p["algo"], p["baseline"])}
+    target = float(p.get("level", 0.95)) * min(float(r["final_acc_mean"]) for r in rows.values())
+    paths, notes = {}, []
+    for k, row in rows.items():
+        mine = m[(m["algo"] == k) & (m["lr"] == row["lr"]) & m["test_acc"].notna()].sort_values("update")
+        per_seed = []
+        for _, run in mine.groupby("seed"):
+            hit = run[run["test_acc"] >= target]
+            per_seed.append(float(hit["path_length"].iloc[0]) if len(hit) else math.inf)
+        missed = sum(math.isinf(v) for v in per_seed)
+        if missed:
+            notes.append(f"{missed} of {len(per_seed)} {k} seeds never reach it")
+        paths[k] = float(np.mean(per_seed)) if per_seed else math.nan
+    a, b = paths[p["algo"]], paths[p["baseline"]]
+    detail = f"path length to test accuracy {target:.3f}: {p['algo']} {a:.4g}, {p['baseline']} {b:.4g}"
+    return a / b, detail + "".join(f"; {n}" for n in notes)
+
+
 def selected_abs_diff(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     """|algo - baseline| of a summary column at their selected learning rates: "the same as" is a small
     absolute difference (a ratio below 1 would also pass when the algorithm is worse)."""
@@ -322,7 +346,7 @@ CHECKS: dict[str, Callable[[Tables, dict[str, Any]], tuple[float, str]]] = {
     f.__name__: f
     for f in (
         spread_ratio, worst_final_over_large_lr, stable_fraction, step_growth, early_lead, selected_ratio,
-        selected_abs_diff, group_mean_diff, column_diff, column_stat, loglog_slope, paired_diff_ci,
+        selected_abs_diff, path_to_accuracy, group_mean_diff, column_diff, column_stat, loglog_slope, paired_diff_ci,
     )
 }
 
