@@ -99,8 +99,15 @@ def _build() -> ModuleType:
     name = _name()
     build = cache_dir() / name
     build.mkdir(parents=True, exist_ok=True)
+    # build from a copy kept in the cache (the name hashes its content): every checkout of the same source
+    # then hands ninja the same path and time stamp, and loads the built module instead of recompiling
+    source = build / SOURCE.name
+    if not source.exists() or source.read_bytes() != SOURCE.read_bytes():
+        tmp = build / f".{SOURCE.name}.{os.getpid()}"
+        tmp.write_bytes(SOURCE.read_bytes())
+        os.replace(tmp, source)
     t0 = time.perf_counter()
-    mod = cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=CFLAGS, build_directory=str(build), verbose=False)
+    mod = cpp_extension.load(name=name, sources=[str(source)], extra_cflags=CFLAGS, build_directory=str(build), verbose=False)
     log.info("ilrepro native: %s ready in %.1f s (%s)", name, time.perf_counter() - t0, build)
     return mod
 
