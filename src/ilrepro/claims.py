@@ -137,7 +137,9 @@ def step_growth(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     cols = [c for c in ("delta_norm_max", "delta_norm_first", "delta_norm") if c in m.columns]
     if "delta_norm_max" in cols:
         cols = ["delta_norm_max", "delta_norm_first"]
-    moved = m[m["update"] > 0]  # update 0 has no step yet
+    # evaluation rows (a per-update table's rows between evaluations have no step measured), update 0 aside
+    evals = set(m.loc[m["test_loss"].notna(), "update"]) | set(m.groupby(["lr", "seed"])["update"].max())
+    moved = m[m["update"].isin(evals) & (m["update"] > 0)]
     vals = moved[cols].to_numpy(float)
     run_bad = pd.Series(~np.isfinite(vals).all(axis=1), index=moved.index)
     if "status" in moved.columns:
