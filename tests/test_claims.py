@@ -98,7 +98,7 @@ def test_selected_abs_diff_is_two_sided(tmp_path):
 # --- referee-grade metrics (issue 14, item 2): each on a synthetic sweep that passes and one that fails ---
 
 def _sweep(curves: dict[tuple[str, float], list[float]], steps: dict[tuple[str, float], float] | None = None,
-           diverged: set[tuple[str, float]] = frozenset(), seeds=(0, 1)) -> Tables:
+           diverged: set[tuple[str, float]] = frozenset(), seeds=(0, 1)) -> dict[str, pd.DataFrame]:
     """A metrics table (and its summary) from per-(algo, lr) accuracy curves at updates 0, 25, 50, 75, 100;
     ``steps``: the largest ||dtheta|| of the run; a ``diverged`` entry stops at update 50 with NaN."""
     rows = []
@@ -121,10 +121,7 @@ def _sweep(curves: dict[tuple[str, float], list[float]], steps: dict[tuple[str, 
     return {"e/metrics": m, "e/summary": final.rename(columns={"test_acc": "final_acc_mean"})}
 
 
-Tables = dict
-
-
-def _stable_sweep() -> Tables:
+def _stable_sweep() -> dict[str, pd.DataFrame]:
     c = {}
     for lr in (0.01, 0.1, 1.0, 10.0):
         c[("il_prox", lr)] = [0.1, 0.3, 0.6, 0.8, 0.9] if lr > 0.01 else [0.1, 0.12, 0.15, 0.2, 0.3]  # tiny α: climbing
@@ -267,3 +264,12 @@ def test_path_to_accuracy_reads_the_path_up_to_a_common_accuracy():
     t["e/summary"].loc[t["e/summary"]["algo"] == "b", "final_acc_mean"] = 0.9
     v, detail = CHECKS["path_to_accuracy"](t, {"experiment": "e", "algo": "a", "baseline": "b", "level": 0.8 / 0.9})
     assert v == 0.0 and "2 of 2 b seeds never reach it" in detail
+
+
+def test_step_growth_counts_a_nan_step_as_unbounded_not_dropped():
+    t = _sweep({("bp", 1.0): [0.1] * 5, ("bp", 10.0): [0.1] * 5}, {("bp", 1.0): 1.0, ("bp", 10.0): 10.0})
+    m = t["e/metrics"]
+    nan_run = (m["lr"] == 10.0) & (m["seed"] == 1) & (m["update"] >= 75)
+    m.loc[nan_run, ["delta_norm", "delta_norm_max"]] = math.nan  # max() alone would skip these
+    v, detail = CHECKS["step_growth"](t, {"experiment": "e", "algo": "bp"})
+    assert v == math.inf and "1 of 4 runs diverged" in detail
