@@ -32,6 +32,10 @@ def _summary(t: Tables, p: dict[str, Any]) -> pd.DataFrame:
     return t[f"{p['experiment']}/summary"]
 
 
+def _metrics(t: Tables, p: dict[str, Any]) -> pd.DataFrame:
+    return t[f"{p['experiment']}/metrics"]
+
+
 def _selected(summary: pd.DataFrame, algo: str) -> pd.Series:
     rows = summary[(summary["algo"] == algo) & summary["selected"]]
     if rows.empty:
@@ -60,7 +64,7 @@ def _final_runs(t: Tables, p: dict[str, Any]) -> pd.DataFrame:
     ``final_acc`` (a run that diverged, stopped early, or whose accuracy is NaN counts 0: the worst case),
     ``diverged`` and ``descending`` (its final test loss is below its initial one: a run still coming down
     from its initialisation, not one thrown off by its steps)."""
-    m = t[f"{p['experiment']}/metrics"].sort_values("update")
+    m = _metrics(t, p).sort_values("update")
     keys = ["algo", "lr", "seed"]
     last = m.groupby(keys).tail(1).set_index(keys)
     start = m.groupby(keys).head(1).set_index(keys)["test_loss"]
@@ -130,13 +134,14 @@ def step_growth(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     tracked; else the larger of the first update's and the evaluated ones). 0 = bounded, 1 = grows like α
     (explicit SGD). A run whose step is non-finite (diverged) makes the slope infinite; runs that die
     after an explosive first step (||dtheta|| 0 afterwards) are counted by their largest step."""
-    m = t[f"{p['experiment']}/metrics"]
+    m = _metrics(t, p)
     m = m[(m["algo"] == p["algo"]) & (m["lr"] >= float(p.get("lr_min", 0.0)))]
     if m.empty:
         raise KeyError(f"no runs of '{p['algo']}'")
-    cols = [c for c in ("delta_norm_max", "delta_norm_first", "delta_norm") if c in m.columns]
-    if "delta_norm_max" in cols:
+    if "delta_norm_max" in m.columns:
         cols = ["delta_norm_max", "delta_norm_first"]
+    else:
+        cols = [c for c in ("delta_norm_first", "delta_norm") if c in m.columns]
     # evaluation rows (a per-update table's rows between evaluations have no step measured), update 0 aside
     evals = set(m.loc[m["test_loss"].notna(), "update"]) | set(m.groupby(["lr", "seed"])["update"].max())
     moved = m[m["update"].isin(evals) & (m["update"] > 0)]
@@ -169,7 +174,7 @@ def early_lead(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     ``fraction`` of the run. ``column`` defaults to test accuracy (``algo`` minus ``baseline``); with
     ``better: lower`` (a loss, e.g. the autoencoder's reconstruction BCE) it is ``baseline`` minus ``algo``.
     A seed that diverged before an evaluation counts as the worst there: accuracy 0, loss +inf."""
-    s, m = _summary(t, p), t[f"{p['experiment']}/metrics"]
+    s, m = _summary(t, p), _metrics(t, p)
     col, lower = p.get("column", "test_acc"), p.get("better", "higher") == "lower"
     evals = m.loc[m[col].notna(), "update"]  # evaluations (a per-update row has no test measure)
     if "until" in p:
@@ -209,7 +214,7 @@ def path_to_accuracy(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
     length sum ||dtheta|| travelled until the first evaluation at which test accuracy reaches ``level``
     (default 0.95) times the lower of the two algorithms' mean final accuracies; the ratio of ``algo``'s
     mean over seeds to ``baseline``'s. A run that never reaches it (or diverged) has an infinite path."""
-    s, m = _summary(t, p), t[f"{p['experiment']}/metrics"]
+    s, m = _summary(t, p), _metrics(t, p)
     rows = {k: _selected(s, k) for k in (p["algo"], p["baseline"])}
     target = float(p.get("level", 0.95)) * min(float(r["final_acc_mean"]) for r in rows.values())
     paths, notes = {}, []
@@ -239,7 +244,7 @@ def selected_abs_diff(t: Tables, p: dict[str, Any]) -> tuple[float, str]:
 
 def _table(t: Tables, p: dict[str, Any]) -> pd.DataFrame:
     """An analysis table, or an experiment's metrics table (every evaluation row of every run)."""
-    return t[p["analysis"]] if "analysis" in p else t[f"{p['experiment']}/metrics"]
+    return t[p["analysis"]] if "analysis" in p else _metrics(t, p)
 
 
 def _where(df: pd.DataFrame, where: dict[str, Any]) -> pd.DataFrame:

@@ -32,8 +32,10 @@ def main() -> None:
 
     ran, not_run = {}, []
     for name, claim in config.get("claims", {}).items():
-        inputs = {k: args.run / p for k, p in claim_inputs({name: claim}).items()}
-        (ran.__setitem__(name, claim) if all(p.exists() for p in inputs.values()) else not_run.append(name))
+        if all((args.run / p).exists() for p in claim_inputs({name: claim}).values()):
+            ran[name] = claim
+        else:
+            not_run.append(name)
     inputs = {k: args.run / p for k, p in claim_inputs(ran).items()}
     evaluate_claims(ran, inputs).to_csv(args.out / "claims.csv", index=False)
     (args.out / "claims_not_run.txt").write_text("".join(f"{n}\n" for n in not_run))
