@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import __version__
+from . import __version__, mkl_vendor
 from .models import Net
 
 __all__ = ["DTYPES", "resolve_device", "targets", "cosine", "gradient_agreement", "seeds_of", "lrs_of", "environment_meta", "Progress", "job", "tracked"]
@@ -104,6 +104,7 @@ def environment_meta(device: torch.device | str) -> dict[str, Any]:
         },
         "host": socket.gethostname(),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "blas": {"mkl_vendor": mkl_vendor.status, "mkl_code_path": mkl_vendor.code_path()},
     }
 
 

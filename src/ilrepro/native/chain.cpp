@@ -433,12 +433,14 @@ std::vector<Tensor> directions(Workspace& ws, const Tensor& x, int64_t L, int64_
   std::vector<Tensor> out;
   for (int64_t l = 0; l < L; ++l) {
     const Tensor& a = l == 0 ? x : ws.a[l];
-    if (B == 1 && lr == lr && norms.empty() && divisor != divisor) {
-      // batch 1, plain SGD: the outer product and the step in one pass over W (dW_ji = -+ g_j a_i, the
-      // GEMM's bits; W_ji = fma(-lr, dW_ji, W_ji), the bits of torch's add_(dW, alpha=-lr))
+    if (B == 1 && lr == lr) {
+      // batch 1, plain SGD: the outer product and the step in one pass over W, in the reference's order:
+      // dW_ji = g_j a_i (the GEMM's bits: one product), / n_l (IL-prox), negated, / divisor; then
+      // W_ji = fma(-lr, dW_ji, W_ji) (the bits of torch's add_(dW, alpha=-lr)); db likewise from g_j
       const int64_t R = ws.n[l + 1], C = ws.n[l];
       Tensor dW = at::empty({R, C}, x.options());
       Tensor db = at::empty({R}, x.options());
+      const bool by_norm = !norms.empty(), by_div = divisor == divisor;
       dispatch_float(x, [&](auto zero) {
         using S = decltype(zero);
         const S* g = ws.g[l + 1].data_ptr<S>();
@@ -447,16 +449,30 @@ std::vector<Tensor> directions(Workspace& ws, const Tensor& x, int64_t L, int64_
         S* w = W[l].data_ptr<S>();
         S* bd = db.data_ptr<S>();
         S* bw = b[l].data_ptr<S>();
-        const S sgn = negate ? S(-1) : S(1), step = S(-lr);
+        const S step = S(-lr), nl = by_norm ? S(norms[l]) : S(1), dv = by_div ? S(divisor) : S(1);
+        auto post = [&](S v) {
+          if (by_norm) v = v / nl;
+          if (negate) v = -v;
+          if (by_div) v = v / dv;
+          return v;
+        };
         for (int64_t j = 0; j < R; ++j) {
           const S gj = g[j];
           S* dr = d + j * C;
           S* wr = w + j * C;
-          for (int64_t i = 0; i < C; ++i) {
-            const S v = sgn * (gj * av[i]);
-            dr[i] = v, wr[i] = std::fma(step, v, wr[i]);
+          if (!by_norm && !by_div) {
+            const S sgn = negate ? S(-1) : S(1);
+            for (int64_t i = 0; i < C; ++i) {
+              const S v = sgn * (gj * av[i]);
+              dr[i] = v, wr[i] = std::fma(step, v, wr[i]);
+            }
+          } else {
+            for (int64_t i = 0; i < C; ++i) {
+              const S v = post(gj * av[i]);
+              dr[i] = v, wr[i] = std::fma(step, v, wr[i]);
+            }
           }
-          bd[j] = sgn * gj, bw[j] = std::fma(step, bd[j], bw[j]);
+          bd[j] = post(gj), bw[j] = std::fma(step, bd[j], bw[j]);
         }
       });
       out.push_back(dW), out.push_back(db);
