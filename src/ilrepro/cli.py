@@ -100,6 +100,7 @@ def _plan(args: argparse.Namespace) -> int:
         print(calibrate(args.calibrate, args.threads or 1))
         return 0
     from .config import load_merged_config
+    from . import costs
     from .plan import figure_sources, plan_summary
 
     config = load_merged_config(args.configfile, base=None if args.no_base else args.base)
@@ -114,6 +115,9 @@ def _plan(args: argparse.Namespace) -> int:
     if args.jobs:
         jobs.to_csv(args.jobs, index=False)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    total = summary.iloc[-1]
+    print(f"requested: {total['cpu_hours']:.1f} CPU-hours, {total['gpu_hours']:.1f} GPU-hours (run-time limits: the estimate x "
+          f"{costs.SAFETY:g}); expected use: {total['estimate_cpu_hours']:.1f} CPU-hours")
     return 0
 
 

@@ -34,6 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from . import native
 from .algorithms import ALGORITHMS, make_algorithm
+from .algorithms.base import Algorithm
 from .data import SIZES, DataSize
 from .models import build_model
 from .runtime import seeds_of
@@ -60,31 +61,37 @@ class Costs:
     """Speed of one device, for the run-time model."""
 
     pass_overhead_s: float  # per layer and forward-equivalent pass, whatever the size (pure-torch path)
-    flops_per_s: float  # sustained rate of the training passes
+    flops_per_s: float  # sustained rate of the training passes where they are compute-bound (large batches)
     eval_flops_per_s: float  # sustained rate of the (large-batch) evaluation
     startup_s: float  # interpreter, torch, data set
     # a stacked step's per-layer overhead over a plain one's. CPU: fitted to the measurements in
     # ilrepro.train (digits MLP, B=1: step(M) = a + b M with a = 3.5x a plain BP-SGD step, 2.3x a plain
     # IL-SGD step). CUDA: not measured (no GPU was lent); `ilrepro sweep-bench` fits it on one.
     stack_overhead: float = 3.0
-    # the per-layer overhead where the native fast path (ilrepro.native) takes the update, one model at
-    # a time; None: the device has no native path
-    native_pass_overhead_s: float | None = None
+    # the per-update overhead where the native fast path (ilrepro.native) takes the update, one model at
+    # a time (one call an update, whatever the depth); None: the device has no native path
+    native_update_overhead_s: float | None = None
+    # the roofline: at batch B a training pass runs at min(flops_per_s, B x batch1_flops_per_s) (batch 1
+    # reads every weight for two FLOPs: bound by the weights' traffic, not the arithmetic); None: at
+    # flops_per_s whatever the batch
+    batch1_flops_per_s: float | None = None
+    # streaming rate of the weight-sized tensors the optimiser step reads and writes (at batch 1 it costs
+    # as much as the passes on large layers); None: not counted
+    mem_bytes_per_s: float | None = None
+    # weights up to this size stay in the core's cache between steps: their streams cost nothing extra
+    cache_bytes: float = 0.0
 
 
 COSTS: dict[str, Costs] = {
-    # 1 torch thread. CPU, 2026-12-01, after the native fast path (ilrepro.native): the per-layer
-    # overhead and the evaluation rate from `--calibrate cpu` (3.5e-6 s, 1.1e11 FLOP/s; evaluation
-    # taken at 8e10, as measured on the shared 2-core VM under load); the training rate kept at 2e10:
-    # the paper plan's bulk is batch-1 training of 1024-wide layers (CIFAR MLP, autoencoder), which
-    # is bound by reading the weights (~2e10 FLOP/s effective; IL-SGD 3072-1024x3-10 measured 22 ms
-    # an update under load, the model says 29 ms). It overestimates batch-64 MLP updates (compute
-    # bound, 6-13x) and underestimates batch-1 BP / BP-prox on 1024-wide layers (the dense weight
-    # gradient and the SGD step move 3 x 16 MB an update: 4-15 ms measured against 1.6 ms planned),
-    # which SAFETY and the retries cover. Before: 6e-5 s, 2e10, 3e10 (2026-11-23). The pure-torch path's
-    # overhead (jobs the native path does not serve: CNN, RNN, Z-IL, EqProp, CHL, stacked members) is
-    # still the 2026-11-23 fit, 6e-5 s.
-    "cpu": Costs(pass_overhead_s=6e-5, flops_per_s=2e10, eval_flops_per_s=8e10, startup_s=60.0, native_pass_overhead_s=3.5e-6),
+    # 1 torch thread. CPU: `ilrepro plan --calibrate cpu` on an AMD EPYC (Zen 5, AVX-512), 2026-12-02,
+    # MKL on its AVX-512 kernels (ilrepro.mkl_vendor), two runs: per-layer overhead 1.7-2.3e-5 s (pure
+    # torch), native 2.1-2.6e-5 s an update, batch-1 rate 3.4-3.7e10 FLOP/s, 64x1024x1024 GEMM
+    # 1.1-1.4e11, SGD step streams 3.8-4.4e10 B/s, evaluation 1.2-1.5e11; taken at the slower end.
+    # Checked against the paper plan's CPU jobs, short runs of each on random data of the data set's
+    # shape (workflow/scripts/plan_check.py; reference/plan_check.csv). Before (2026-12-01, one rate
+    # for every batch): 6e-5, 2e10, 8e10, native 3.5e-6 a layer-pass; it overestimated batch-64 jobs 8-33x.
+    "cpu": Costs(pass_overhead_s=2e-5, flops_per_s=1.3e11, eval_flops_per_s=1.2e11, startup_s=60.0, native_update_overhead_s=3e-5,
+                 batch1_flops_per_s=3.5e10, mem_bytes_per_s=3.5e10, cache_bytes=2**21),
     # CUDA: `--calibrate cuda` on an H100, 2026-11-23 (launch-bound at these batches); not re-measured
     # for stacked jobs or the CUDA graph (no GPU lent to issue 17's session): `ilrepro sweep-bench` on a
     # GPU measures them and prints the plan calibrated with them
@@ -117,6 +124,7 @@ class ModelCost:
     activations: int  # numbers held per example in a forward pass (all layers)
     n_params: int
     n_layers: int
+    inner_flops: float = 0.0  # forward FLOPs above the input layer (what an inference step recomputes)
 
 
 # for a model that cannot be sized: about a 3072-1024-1024-1024-10 MLP, with room to spare
@@ -145,11 +153,14 @@ def _model_cost(model_json: str, dataset: str, algorithm: str) -> ModelCost:
         warnings.warn(f"ilrepro.plan: cannot size model {model_json} on '{dataset}' ({exc}); "
                       "planning with a generous default", stacklevel=2)
         return _UNKNOWN_MODEL
+    flops = float(counter.get_total_flops())
+    first = net.params[0]  # a linear input layer's weight: 2 FLOPs per entry per example
     return ModelCost(
-        flops=float(counter.get_total_flops()),
+        flops=flops,
         activations=sum(h.numel() for h in hs),
         n_params=sum(p.numel() for p in net.params),
         n_layers=net.n_layers,
+        inner_flops=max(0.0, flops - 2.0 * first.numel()) if first.dim() == 2 else flops,
     )
 
 
@@ -192,6 +203,43 @@ def _stacked(spec: dict[str, Any], m: ModelCost) -> bool:
     return stack_members(how, members_of(spec), int(spec["batch_size"]), m.n_params, device, _native_alone(spec))
 
 
+def _rate(c: Costs, batch: int) -> float:
+    """FLOP/s of a training pass at this batch size (the roofline, see :class:`Costs`)."""
+    return c.flops_per_s if c.batch1_flops_per_s is None else min(c.flops_per_s, batch * c.batch1_flops_per_s)
+
+
+def _native_flops(spec: dict[str, Any], m: ModelCost) -> float:
+    """FLOPs per example of one native update: BP 3 passes (forward, backward, weight gradient); an
+    inference loop of T steps: the feedforward initialisation and the weight directions (2 passes)
+    plus a prediction and a feedback product above the clamped input per step (2 T inner passes)."""
+    cls = ALGORITHMS.get(spec["algorithm"])
+    hp = {**(cls.defaults if cls is not None else {}), **(spec.get("hparams") or {})}
+    if "T" not in hp:
+        return 3 * m.flops
+    T = m.n_layers if hp["T"] is None else int(hp["T"])
+    return 2 * m.flops + 2 * T * m.inner_flops
+
+
+def _step_streams(spec: dict[str, Any]) -> tuple[int, int]:
+    """Weight-sized tensors the optimiser step streams, and its torch calls per layer. SGD: writes the
+    gradient, reads it and the weight, writes the weight (4 streams; the native path fuses it, the
+    reference's ``add_`` per tensor: 2 calls). Adam (ilrepro.optim.Adam, pure torch) as measured: 20 ms a
+    step on the CIFAR MLP's 5.3M weights at batch 1, 40 streams at 3.5e10 B/s (its moments, and a
+    fresh allocation for the square root and the division every step); 8 calls per tensor, 16 per layer."""
+    return (40, 16) if "adam" in spec["algorithm"] else (4, 2)
+
+
+def _eval_passes(spec: dict[str, Any]) -> int:
+    """Forward-equivalent passes of one evaluation: 1, or for an algorithm whose prediction is an
+    energy-based network's free equilibrium (its own ``logits``: EqProp, CHL) a prediction and a
+    feedback product per free-phase step, 2 T + 1."""
+    cls = ALGORITHMS.get(spec["algorithm"])
+    if cls is None or cls.logits is Algorithm.logits:
+        return 1
+    hp = {**cls.defaults, **(spec.get("hparams") or {})}
+    return 2 * int(hp.get("T", 1)) + 1
+
+
 def estimate_seconds(spec: dict[str, Any]) -> float:
     """Expected wall time of the training ``spec`` (a :func:`ilrepro.experiments.job_spec` or
     :func:`~ilrepro.experiments.run_spec`): every member one by one, or stacked (see the module)."""
@@ -201,16 +249,31 @@ def estimate_seconds(spec: dict[str, Any]) -> float:
     m = model_cost(spec["model"], spec["dataset"], spec["algorithm"])
     ds = _data_size(spec["dataset"])
     updates, batch = int(spec["updates"]), int(spec["batch_size"])
+    nbytes = 8 if spec.get("dtype") == "float64" else 4
     stacked = _stacked(spec, m)
-    native = not stacked and c.native_pass_overhead_s is not None and _native_alone(spec)
-    overhead = m.n_layers * (c.native_pass_overhead_s if native else c.pass_overhead_s)
-    flops = m.flops * batch / c.flops_per_s
-    per_pass = c.stack_overhead * overhead + n * flops if stacked else overhead + flops  # stacked: all members
-    per_update = passes_per_update(spec["algorithm"], spec.get("hparams"), m.n_layers) * per_pass
+    native = not stacked and c.native_update_overhead_s is not None and _native_alone(spec)
+    rate = _rate(c, batch)
+    overhead = m.n_layers * c.pass_overhead_s
+    flops = m.flops * batch / rate
+    if native:
+        per_update = c.native_update_overhead_s + _native_flops(spec, m) * batch / rate
+    else:
+        per_pass = c.stack_overhead * overhead + n * flops if stacked else overhead + flops  # stacked: all members
+        per_update = passes_per_update(spec["algorithm"], spec.get("hparams"), m.n_layers) * per_pass
+    k = n if stacked else 1  # models a step moves
+    weight_bytes = m.n_params * nbytes
+    streamed = weight_bytes > c.cache_bytes and c.mem_bytes_per_s is not None  # else cache-resident
+    streams, calls = _step_streams(spec)
+    per_update += k * (streams * weight_bytes / c.mem_bytes_per_s if streamed else 0.0)
+    if not (native and calls == 2):  # the native SGD step is part of its one call
+        per_update += calls * m.n_layers * c.pass_overhead_s
     if spec.get("track_bp_cosine"):  # every update, member by member: the reference gradient and the batch's prediction
-        per_update += 4 * (n if stacked else 1) * (overhead + flops)
-    n_evals = updates // int(spec["eval_every"]) + 2
-    eval_flops = ds.n_test * m.flops / c.eval_flops_per_s
+        per_update += 4 * k * (overhead + flops)
+    if spec.get("track_path_length"):  # every update: a copy of the weights, and the norm of the step
+        per_update += k * (2 * overhead + (4 * weight_bytes / c.mem_bytes_per_s if streamed else 0.0))
+    every = int(spec["eval_every"])
+    n_evals = 1 + updates // every + (1 if updates % every else 0)  # before the first update, every ``every``, after the last
+    eval_flops = _eval_passes(spec) * ds.n_test * m.flops / c.eval_flops_per_s
     if stacked and kind == "cuda":  # batched across members
         per_eval = n * eval_flops + c.stack_overhead * overhead
     else:
@@ -245,46 +308,53 @@ def analysis_resources(spec: dict[str, Any], attempt: int = 1) -> Resources:
     return Resources(minutes, ANALYSIS_MEM_MB, gpu, int(spec.get("threads", 1)), float("nan"))
 
 
+def _timed(fn: Any, dev: torch.device, n: int) -> float:
+    """Seconds per call of ``fn`` (after warm-up calls)."""
+    for _ in range(max(2, n // 10)):
+        fn()
+    _sync(dev)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    _sync(dev)
+    return (time.perf_counter() - t0) / n
+
+
 def calibrate(device: str = "cpu", threads: int = 1) -> Costs:
-    """Measure :class:`Costs` on this machine: per-layer overhead from a tiny model at batch 1, FLOP
-    rates from a wide one (training at batch 16, evaluation at batch 10,000)."""
+    """Measure :class:`Costs` on this machine, each constant by the work it stands for: the per-layer
+    overhead from a tiny model at batch 1 (pure torch) and the native per-update overhead from the same
+    model on the fast path; the batch-1 rate from 1 x 1024 x 1024 products, the compute-bound rate from
+    64 x 1024 x 1024 ones; the optimiser's streaming rate from an SGD step on 16M weights; the
+    evaluation rate from a wide MLP on 10,000 examples."""
     torch.set_num_threads(threads)
     dev = torch.device(device)
 
-    def time_updates(hidden: list[int], batch: int, n: int = 100) -> tuple[float, ModelCost]:
+    def bp_update(hidden: list[int], batch: int, n: int) -> tuple[float, ModelCost]:
         shape = (1, 28, 28)
         net = build_model({"type": "mlp", "hidden": hidden}, shape, 10, "post", 0, device=dev)
         algo = make_algorithm("bp_sgd", net, 0.01, None)
         x = torch.rand(batch, *shape, device=dev)
         y = torch.nn.functional.one_hot(torch.randint(0, 10, (batch,), device=dev), 10).float()
-        for _ in range(10):
-            algo.step(net, x, y)
-        _sync(dev)
-        t0 = time.perf_counter()
-        for _ in range(n):
-            algo.step(net, x, y)
-        _sync(dev)
-        return (time.perf_counter() - t0) / n, model_cost({"type": "mlp", "hidden": hidden}, "mnist")
+        return _timed(lambda: algo.step(net, x, y), dev, n), model_cost({"type": "mlp", "hidden": hidden}, "mnist")
 
-    small, m_small = time_updates([16, 16], 1, 300)  # the native path where it builds
-    native_overhead = small / (3 * m_small.n_layers) if native.available() and dev.type == "cpu" else None
+    small, m_small = bp_update([16, 16], 1, 300)  # the native path where it builds
+    native_overhead = small if native.available() and dev.type == "cpu" else None
     with native.disabled():
-        small, m_small = time_updates([16, 16], 1, 300)  # the pure-torch path
+        small, m_small = bp_update([16, 16], 1, 300)  # the pure-torch path
     overhead = small / (3 * m_small.n_layers)
-    big, m_big = time_updates([1024, 1024], 16, 30)
-    rate = 3 * m_big.flops * 16 / max(big - 3 * m_big.n_layers * overhead, 1e-9)
+    w = torch.rand(1024, 1024, device=dev)
+    out1, out64 = torch.empty(1, 1024, device=dev), torch.empty(64, 1024, device=dev)
+    a1, a64 = torch.rand(1, 1024, device=dev), torch.rand(64, 1024, device=dev)
+    batch1 = 2 * 1024 * 1024 / _timed(lambda: torch.mm(a1, w.t(), out=out1), dev, 2000)
+    rate = 2 * 64 * 1024 * 1024 / _timed(lambda: torch.mm(a64, w.t(), out=out64), dev, 200)
+    p, g = torch.rand(2**24, device=dev), torch.rand(2**24, device=dev)
+    mem = 3 * p.numel() * p.element_size() / _timed(lambda: p.add_(g, alpha=-1e-9), dev, 20)
     net = build_model({"type": "mlp", "hidden": [1024, 1024]}, (1, 28, 28), 10, "post", 0, device=dev)
     x = torch.rand(10_000, 1, 28, 28, device=dev)
     with torch.no_grad():
-        net.logits(x)
-        _sync(dev)
-        t0 = time.perf_counter()
-        net.logits(x)
-        _sync(dev)
-    eval_rate = 10_000 * m_big.flops / (time.perf_counter() - t0)
+        eval_rate = 10_000 * model_cost({"type": "mlp", "hidden": [1024, 1024]}, "mnist").flops / _timed(lambda: net.logits(x), dev, 3)
     known = COSTS[_device_kind(device)]
-    return Costs(overhead, rate, eval_rate, known.startup_s, known.stack_overhead, native_overhead)
-
+    return Costs(overhead, rate, eval_rate, known.startup_s, known.stack_overhead, native_overhead, batch1, mem)
 
 
 def _sync(dev: torch.device) -> None:

@@ -27,7 +27,8 @@ def plan_table(config: dict[str, Any], everything: bool = False, figures: list[s
     """One row per job that ``snakemake`` (target: all figures, or the named ``figures``) runs for the
     config, first attempt: experiment/analysis, job (a training job: an algorithm entry, every learning
     rate x seed, ``members``), resources, and the CPU-hours and GPU-hours it asks for (requested minutes
-    x CPUs, requested minutes x GPUs). ``everything``: also experiments and analyses no figure uses.
+    x CPUs, requested minutes x GPUs), and the CPU-hours it is expected to use (the estimate, before
+    :data:`~ilrepro.costs.SAFETY`; an analysis, which has no cost model: its request). ``everything``: also experiments and analyses no figure uses.
     ``device``: plan every training job on this device instead of its config's (``cuda``: what the
     plan costs with every training on a GPU)."""
     for fig in figures or []:
@@ -70,12 +71,14 @@ def plan_summary(
             mem_mb=("mem_mb", "max"),
             cpu_hours=("cpu_hours", "sum"),
             gpu_hours=("gpu_hours", "sum"),
+            estimate_cpu_hours=("estimate_cpu_hours", "sum"),
         )
         .reset_index()
     )
     total = {"rule": "TOTAL", "experiment": "", "device": "", "jobs": len(jobs), "members": jobs["members"].sum(), "estimate_min": float("nan"),
              "runtime_min": summary["runtime_min"].max(), "mem_mb": summary["mem_mb"].max(),
-             "cpu_hours": jobs["cpu_hours"].sum(), "gpu_hours": jobs["gpu_hours"].sum()}
+             "cpu_hours": jobs["cpu_hours"].sum(), "gpu_hours": jobs["gpu_hours"].sum(),
+             "estimate_cpu_hours": jobs["estimate_cpu_hours"].sum()}
     return jobs, pd.concat([summary, pd.DataFrame([total])], ignore_index=True)
 
 
@@ -93,4 +96,6 @@ def _row(rule: str, group: str, job: str, spec: dict[str, Any], res: Resources) 
         "gpus": res.gpu,
         "cpu_hours": hours * res.cpus,
         "gpu_hours": hours * res.gpu,
+        # what the job is expected to use (the model's estimate, before SAFETY; an analysis: its request)
+        "estimate_cpu_hours": (res.estimate_s / 3600 if res.estimate_s == res.estimate_s else hours) * res.cpus,
     }

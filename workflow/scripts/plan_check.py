@@ -1,0 +1,76 @@
+"""The cost model (ilrepro.costs) against measurement: every CPU training job of a config, one member
+(its first learning rate, seed 0) for a short run on random data of the data set's shape, timed as the
+pipeline trains it (ilrepro.train.train: the updates, the path tracking, the evaluations on the full
+test set), next to the model's estimate for the same short run (without the start-up).
+
+    taskset -c 1 python workflow/scripts/plan_check.py --configfile config/paper.yaml --out reference/plan_check.csv
+
+``over`` = estimate / measured: above 1 the plan asks for more than the job takes. Run it on a quiet core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import ilrepro  # noqa: F401  (first: MKL's kernels on AMD, see ilrepro.mkl_vendor)
+import pandas as pd
+import torch
+
+from ilrepro.bench import random_dataset
+from ilrepro.config import load_merged_config
+from ilrepro.costs import COSTS, estimate_seconds
+from ilrepro.data import SIZES
+from ilrepro.experiments import job_spec, jobs
+from ilrepro.runtime import environment_meta
+from ilrepro.train import train
+
+
+def short_run(spec: dict) -> dict:
+    """One member, a few evaluations' worth of updates (at least one evaluation interval)."""
+    ev, updates, bsz = int(spec["eval_every"]), int(spec["updates"]), int(spec["batch_size"])
+    n = min(4 * ev, updates, 2000) if bsz == 1 else min(max(2 * ev, 100), updates, 400)
+    return {**spec, "lrs": spec["lrs"][:1], "seeds": [0], "updates": max(n, min(ev, updates))}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configfile", nargs="+", default=["config/paper.yaml"])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--only", nargs="*", default=[], help="substrings of experiment/algo to keep")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    cfg = load_merged_config(args.configfile)
+    data: dict = {}
+    rows = []
+    for j in jobs(cfg):
+        spec = job_spec(cfg, j.experiment, j.algo)
+        key = f"{j.experiment}/{j.algo}"
+        if spec.get("device") == "cuda" or (args.only and not any(o in key for o in args.only)):
+            continue
+        ds = SIZES[spec["dataset"]]
+        dtype = torch.float64 if spec.get("dtype") == "float64" else torch.float32
+        if (spec["dataset"], dtype) not in data:
+            data[(spec["dataset"], dtype)] = random_dataset(spec["dataset"], 5000, ds.n_test, ds.image_shape, ds.n_classes, "cpu", dtype)
+        d = data[(spec["dataset"], dtype)]
+        short = short_run(spec)
+        train({**short, "updates": 2, "eval_every": 2}, progress=False, data=d)  # warm-up: lazy set-up is not timed
+        t0 = time.perf_counter()
+        _, meta = train(short, progress=False, data=d)
+        wall = time.perf_counter() - t0
+        est = estimate_seconds(short) - COSTS["cpu"].startup_s
+        rows.append({"job": key, "batch_size": short["batch_size"], "updates": short["updates"], "eval_every": short["eval_every"],
+                     "update_path": meta.get("update_path"), "estimate_s": est, "measured_s": wall, "train_s": meta["train_s"],
+                     "over": est / wall})
+        print(f"{key:45s} B={short['batch_size']:<3d} n={short['updates']:<5d} {meta.get('update_path'):9s} "
+              f"estimate {est:7.2f} s  measured {wall:7.2f} s  over {est / wall:5.2f}", flush=True)
+    table = pd.DataFrame(rows)
+    env = environment_meta("cpu")
+    table["hardware"], table["mkl"] = env["hardware"], env["blas"]["mkl_vendor"]
+    table.to_csv(args.out, index=False)
+    print(f"over: median {table['over'].median():.2f}, range {table['over'].min():.2f}-{table['over'].max():.2f} -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
