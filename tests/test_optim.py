@@ -25,16 +25,32 @@ def _run(make, steps=25, dtype=torch.float32):
     [
         (lambda ps: SGD(ps, 0.1), lambda ps: torch.optim.SGD(ps, lr=0.1)),
         (lambda ps: SGD(ps, 0.05, momentum=0.9), lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9)),
-        (lambda ps: Adam(ps, 1e-3), lambda ps: torch.optim.Adam(ps, lr=1e-3)),
+        (lambda ps: Adam(ps, 1e-3), lambda ps: torch.optim.Adam(ps, lr=1e-3, foreach=False)),
         (lambda ps: Adam(ps, 0.3), lambda ps: torch.optim.Adam(ps, lr=0.3, foreach=False)),
     ],
     ids=["sgd", "sgd-momentum", "adam", "adam-large-step"],
 )
-def test_bit_identical_to_torch_optim(ours, theirs, dtype):
+def test_bit_identical_to_torch_optim(ours, theirs, dtype, monkeypatch):
+    monkeypatch.setenv("ILREPRO_FUSED_ADAM", "0")  # our reference step against torch's single-tensor one
     a, b = _run(ours, dtype=dtype), _run(theirs, dtype=dtype)
     for x, y in zip(a, b):
         assert torch.equal(x, y)
     assert not torch.equal(a[0], _run(ours, steps=0, dtype=dtype)[0])  # it moved
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("lr", [1e-3, 0.3])
+def test_fused_adam_is_torch_fused_adam_and_the_reference_to_rounding(dtype, lr, monkeypatch):
+    """The fast step (torch's fused kernel) gives the readable step's weights to float rounding."""
+    calls = []
+    fused = torch._fused_adam_
+    monkeypatch.setattr(torch, "_fused_adam_", lambda *a, **k: calls.append(1) or fused(*a, **k))
+    fast = _run(lambda ps: Adam(ps, lr), dtype=dtype)
+    assert len(calls) == 25  # it ran, every step
+    monkeypatch.setenv("ILREPRO_FUSED_ADAM", "0")
+    ref = _run(lambda ps: Adam(ps, lr), dtype=dtype)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    assert all(torch.allclose(x, y, rtol=tol, atol=tol) for x, y in zip(fast, ref))
 
 
 @pytest.mark.parametrize(
@@ -42,7 +58,8 @@ def test_bit_identical_to_torch_optim(ours, theirs, dtype):
     [lambda ps, lr: SGD(ps, lr), lambda ps, lr: SGD(ps, lr, momentum=0.9), lambda ps, lr: Adam(ps, lr)],
     ids=["sgd", "sgd-momentum", "adam"],
 )
-def test_per_member_learning_rates_equal_each_member_alone(make):
+def test_per_member_learning_rates_equal_each_member_alone(make, monkeypatch):
+    monkeypatch.setenv("ILREPRO_FUSED_ADAM", "0")  # bit for bit: the reference step (alone, Adam would take torch's fused kernel)
     # members stacked along the leading dimension, each with its own rate (two share one): bit for bit
     # the member trained alone with its rate
     rates = [0.1, 0.1, 0.02, 3.0]
