@@ -168,6 +168,8 @@ def test_native_updates_cost_their_flops_at_the_batch_rate():
     assert bp == pytest.approx(100 * 3 * m.flops / 1e9)
     assert il == pytest.approx(100 * (2 * m.flops + 2 * 5 * m.inner_flops) / 1e9)
     assert bp64 == pytest.approx(100 * 3 * m.flops * 64 / 6.4e10)
+    with costs.using("cpu", ROUND):  # float64: half the FLOP rate, the evaluation included
+        assert costs.estimate_seconds({**s, "dtype": "float64"}) == pytest.approx(2 * (bp + evals))
 
 
 def test_evaluations_are_counted_as_the_loop_runs_them():

@@ -252,7 +252,8 @@ def estimate_seconds(spec: dict[str, Any]) -> float:
     nbytes = 8 if spec.get("dtype") == "float64" else 4
     stacked = _stacked(spec, m)
     native = not stacked and c.native_update_overhead_s is not None and _native_alone(spec)
-    rate = _rate(c, batch)
+    wide = nbytes // 4  # float64: half the lanes of a vector, half the FLOP rate
+    rate = _rate(c, batch) / wide
     overhead = m.n_layers * c.pass_overhead_s
     flops = m.flops * batch / rate
     if native:
@@ -273,7 +274,7 @@ def estimate_seconds(spec: dict[str, Any]) -> float:
         per_update += k * (2 * overhead + (4 * weight_bytes / c.mem_bytes_per_s if streamed else 0.0))
     every = int(spec["eval_every"])
     n_evals = 1 + updates // every + (1 if updates % every else 0)  # before the first update, every ``every``, after the last
-    eval_flops = _eval_passes(spec) * ds.n_test * m.flops / c.eval_flops_per_s
+    eval_flops = wide * _eval_passes(spec) * ds.n_test * m.flops / c.eval_flops_per_s
     if stacked and kind == "cuda":  # batched across members
         per_eval = n * eval_flops + c.stack_overhead * overhead
     else:
