@@ -85,3 +85,13 @@ def test_environment_meta_records_it():
 
     blas = environment_meta("cpu")["blas"]
     assert set(blas) == {"mkl_vendor", "mkl_code_path"} and isinstance(blas["mkl_vendor"], str)
+
+
+def test_blas_report_has_the_rates_and_the_vendor_fix():
+    from ilrepro import mkl_vendor
+    from ilrepro.compare.blas import blas_report
+
+    r = blas_report()
+    assert r["mm_gflops_1_thread"]["64x256x256"] > 0 and r["mkl_vendor"] == mkl_vendor.status
+    if mkl_vendor.status == "applied":  # the "before": a fresh process without the shim
+        assert r["without_vendor_fix"]["mkl_vendor"].startswith("off") and r["without_vendor_fix"]["mm_gflops_1_thread"]["64x256x256"] > 0

@@ -195,8 +195,9 @@ def compare(repeats: int = 5, updates_b1: int = 200, updates_b64: int = 40, refe
         blas = blas_report()
     finally:
         os.sched_setaffinity(0, set(allowed))
-    meta = {"core": core, "threads": 1, "blas": blas, "pcx": worker.info if worker is not None else available(),
-            "versions_compare": _versions(), **environment_meta("cpu")}
+    # environment_meta's own "blas" (what ilrepro.mkl_vendor did) is part of the full report: the report wins
+    meta = {**environment_meta("cpu"), "core": core, "threads": 1, "blas": blas, "pcx": worker.info if worker is not None else available(),
+            "versions_compare": _versions()}
     return table, meta
 
 
