@@ -169,15 +169,29 @@ def model_cost(model: dict[str, Any], dataset: str, algorithm: str = "bp_sgd") -
     return _model_cost(json.dumps(model, sort_keys=True), dataset, algorithm)
 
 
-def passes_per_update(algorithm: str, hparams: dict[str, Any] | None = None, depth: int = 1) -> int:
-    """Forward-equivalent passes of one update: 3 for BP, 2 (T + 1) + 2 with an inference loop of T
-    (T = None means as many steps as the model is deep, e.g. Fa-Z-IL)."""
+def _hparams(algorithm: str, hparams: dict[str, Any] | None) -> dict[str, Any]:
+    """The algorithm's defaults, overridden by the spec's hyper-parameters."""
     cls = ALGORITHMS.get(algorithm)
-    hp = {**(cls.defaults if cls is not None else {}), **(hparams or {})}
-    if "T" in hp:
-        T = depth if hp["T"] is None else int(hp["T"])
-        return 2 * (T + 1) + 2
-    return 3
+    return {**(cls.defaults if cls is not None else {}), **(hparams or {})}
+
+
+def _steps(algorithm: str, hparams: dict[str, Any] | None, depth: int) -> int | None:
+    """Inference steps T of one update, None without an inference loop (T = None in the hyper-parameters
+    means as many steps as the model is deep, e.g. Fa-Z-IL)."""
+    hp = _hparams(algorithm, hparams)
+    if "T" not in hp:
+        return None
+    return depth if hp["T"] is None else int(hp["T"])
+
+
+def _nbytes(spec: dict[str, Any]) -> int:
+    return 8 if spec.get("dtype") == "float64" else 4
+
+
+def passes_per_update(algorithm: str, hparams: dict[str, Any] | None = None, depth: int = 1) -> int:
+    """Forward-equivalent passes of one update: 3 for BP, 2 (T + 1) + 2 with an inference loop of T."""
+    T = _steps(algorithm, hparams, depth)
+    return 3 if T is None else 2 * (T + 1) + 2
 
 
 def members_of(spec: dict[str, Any]) -> int:
@@ -212,24 +226,20 @@ def _native_flops(spec: dict[str, Any], m: ModelCost) -> float:
     """FLOPs per example of one native update: BP 3 passes (forward, backward, weight gradient); an
     inference loop of T steps: the feedforward initialisation and the weight directions (2 passes)
     plus a prediction and a feedback product above the clamped input per step (2 T inner passes)."""
-    cls = ALGORITHMS.get(spec["algorithm"])
-    hp = {**(cls.defaults if cls is not None else {}), **(spec.get("hparams") or {})}
-    if "T" not in hp:
-        return 3 * m.flops
-    T = m.n_layers if hp["T"] is None else int(hp["T"])
-    return 2 * m.flops + 2 * T * m.inner_flops
+    T = _steps(spec["algorithm"], spec.get("hparams"), m.n_layers)
+    return 3 * m.flops if T is None else 2 * m.flops + 2 * T * m.inner_flops
 
 
-def _step_streams(spec: dict[str, Any], stacked: bool) -> tuple[int, int]:
+def _step_streams(spec: dict[str, Any], stacked: bool, native: bool) -> tuple[int, int]:
     """Weight-sized tensors the optimiser step streams, and its torch calls per layer. SGD: writes the
-    gradient, reads it and the weight, writes the weight (4 streams; the native path fuses it, the
-    reference's ``add_`` per tensor: 2 calls). Adam (ilrepro.optim.Adam): a model alone takes torch's
+    gradient, reads it and the weight, writes the weight (4 streams; the native path fuses it into its
+    one call, the reference's ``add_`` per tensor: 2 calls). Adam (ilrepro.optim.Adam): a model alone takes torch's
     fused kernel, one pass over weight, gradient and moments (8 streams, one call; measured 3.9 ms a
     step on the CIFAR MLP's 5.3M weights at batch 1); stacked members with rates of their own the
     readable step, as measured 20 ms there, 40 streams at 3.5e10 B/s (a fresh allocation for the square
     root and the division every step), 8 calls per tensor, 16 per layer."""
     if "adam" not in spec["algorithm"]:
-        return 4, 2
+        return 4, 0 if native else 2
     return (40, 16) if stacked and len(spec.get("lrs", [None])) > 1 else (8, 1)
 
 
@@ -240,8 +250,7 @@ def _eval_passes(spec: dict[str, Any]) -> int:
     cls = ALGORITHMS.get(spec["algorithm"])
     if cls is None or cls.logits is Algorithm.logits:
         return 1
-    hp = {**cls.defaults, **(spec.get("hparams") or {})}
-    return 2 * int(hp.get("T", 1)) + 1
+    return 2 * int(_hparams(spec["algorithm"], spec.get("hparams")).get("T", 1)) + 1
 
 
 def estimate_seconds(spec: dict[str, Any]) -> float:
@@ -253,7 +262,7 @@ def estimate_seconds(spec: dict[str, Any]) -> float:
     m = model_cost(spec["model"], spec["dataset"], spec["algorithm"])
     ds = _data_size(spec["dataset"])
     updates, batch = int(spec["updates"]), int(spec["batch_size"])
-    nbytes = 8 if spec.get("dtype") == "float64" else 4
+    nbytes = _nbytes(spec)
     stacked = _stacked(spec, m)
     native = not stacked and c.native_update_overhead_s is not None and _native_alone(spec)
     wide = nbytes // 4  # float64: half the lanes of a vector, half the FLOP rate
@@ -268,10 +277,8 @@ def estimate_seconds(spec: dict[str, Any]) -> float:
     k = n if stacked else 1  # models a step moves
     weight_bytes = m.n_params * nbytes
     streamed = weight_bytes > c.cache_bytes and c.mem_bytes_per_s is not None  # else cache-resident
-    streams, calls = _step_streams(spec, stacked)
-    per_update += k * (streams * weight_bytes / c.mem_bytes_per_s if streamed else 0.0)
-    if not (native and calls == 2):  # the native SGD step is part of its one call
-        per_update += calls * m.n_layers * c.pass_overhead_s
+    streams, calls = _step_streams(spec, stacked, native)
+    per_update += k * (streams * weight_bytes / c.mem_bytes_per_s if streamed else 0.0) + calls * m.n_layers * c.pass_overhead_s
     if spec.get("track_bp_cosine"):  # every update, member by member: the reference gradient and the batch's prediction
         per_update += 4 * k * (overhead + flops)
     if spec.get("track_path_length"):  # every update: a copy of the weights, and the norm of the step
@@ -293,7 +300,7 @@ def train_resources(spec: dict[str, Any], attempt: int = 1) -> Resources:
     m = model_cost(spec["model"], spec["dataset"], spec["algorithm"])
     ds = _data_size(spec["dataset"])
     on_gpu = _device_kind(spec.get("device", "cpu")) == "cuda"
-    nbytes = 8 if spec.get("dtype") == "float64" else 4
+    nbytes = _nbytes(spec)
     n_pixels = math.prod(ds.image_shape)
     data_mb = 3 * (ds.n_train + ds.n_test) * n_pixels * nbytes / 2**20  # raw, converted and rescaled copies
     params_mb = 8 * members_of(spec) * m.n_params * nbytes / 2**20  # weights, gradients, optimiser state, clones
