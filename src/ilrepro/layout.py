@@ -14,14 +14,20 @@ function gives the rule's pattern; called with values, the file of one job.
     results/logs/<rule>/..., results/benchmarks/<rule>/...         every job's log and benchmark file
                                                                    (training: train/<exp>/<algo>)
 
+Outside the run: built native code under :func:`cache_root` (``$ILREPRO_CACHE``, default
+``$XDG_CACHE_HOME/ilrepro`` or ``~/.cache/ilrepro``), one folder per kind (``torch_extensions/``,
+``mkl_vendor/``).
+
 Torch-free, so that the Snakefile and the notebooks can import it cheaply.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 __all__ = [
+    "cache_root",
     "RESULTS",
     "FIGURES",
     "FIGURE_EXTS",
@@ -44,6 +50,13 @@ __all__ = [
     "log",
     "benchmark",
 ]
+
+
+def cache_root() -> Path:
+    """Where machine-specific builds are kept between runs and checkouts (never inside the repository)."""
+    root = os.environ.get("ILREPRO_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ilrepro")
+    return Path(root)
+
 
 RESULTS = "results"
 FIGURES = "figures"

@@ -28,6 +28,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from . import layout
+
 __all__ = ["SHIM_SOURCE", "apply", "code_path", "cpu_vendor", "status"]
 
 log = logging.getLogger("ilrepro.mkl_vendor")
@@ -49,15 +51,10 @@ def cpu_vendor() -> str:
     return ""
 
 
-def _cache() -> Path:
-    root = os.environ.get("ILREPRO_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ilrepro")
-    return Path(root) / "mkl_vendor"
-
-
 def _build() -> Path:
     """The shim, compiled once per source into the cache (atomic rename: concurrent jobs are safe)."""
     key = hashlib.sha256(SHIM_SOURCE.encode()).hexdigest()[:16]
-    lib = _cache() / f"intel_cpu_true_{key}.so"
+    lib = layout.cache_root() / "mkl_vendor" / f"intel_cpu_true_{key}.so"
     if lib.exists():
         return lib
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
@@ -110,9 +107,9 @@ def apply(force: bool = False) -> str:
 def code_path() -> int | None:
     """MKL's code path in this process (``mkl_serv_cpu_detect()``: 0 the generic kernels, higher the
     vectorised ones, 7 AVX-512 on the machines measured); None where torch has no MKL."""
-    import torch  # noqa: F401  (imported for its library; by now apply() has run)
+    import torch  # for its library; by now apply() has run
 
-    lib_dir = Path(sys.modules["torch"].__file__).parent / "lib"
+    lib_dir = Path(torch.__file__).parent / "lib"
     try:
         lib = ctypes.CDLL(str(lib_dir / "libtorch_cpu.so"))
         return int(lib.mkl_serv_cpu_detect())

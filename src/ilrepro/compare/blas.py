@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -46,11 +45,7 @@ def blas_report() -> dict[str, Any]:
     cfg = torch.__config__.show()
     blas = re.search(r"BLAS_INFO=(\w+)", cfg)
     mkl = re.search(r"Math Kernel Library Version ([^\n]+)", cfg)
-    vendor = ""
-    try:
-        vendor = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("vendor_id")), "")
-    except OSError:
-        pass
+    vendor = mkl_vendor.cpu_vendor()
     verbose = ""
     try:
         r = subprocess.run([sys.executable, "-c", _PROBE], env={**os.environ, "MKL_VERBOSE": "1"}, capture_output=True, text=True, timeout=120,

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from .. import autodiff
+from .. import autodiff, layout
 from ..models import Net
 
 __all__ = ["available", "bp_gradient", "cache_dir", "calls", "chain_args", "il_directions", "load", "reset"]
@@ -68,8 +68,7 @@ def reset() -> None:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("ILREPRO_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "ilrepro")
-    return Path(root) / "torch_extensions"
+    return layout.cache_root() / "torch_extensions"
 
 
 def _cpu() -> str:
