@@ -460,7 +460,7 @@ std::vector<Tensor> directions(Workspace& ws, const Tensor& x, int64_t L, int64_
           const S gj = g[j];
           S* dr = d + j * C;
           S* wr = w + j * C;
-          if (!by_norm && !by_div) {
+          if (!by_norm && !by_div) {  // kept apart: one loop through post() measured ~15 % slower (IL-SGD B=1)
             const S sgn = negate ? S(-1) : S(1);
             for (int64_t i = 0; i < C; ++i) {
               const S v = sgn * (gj * av[i]);
