@@ -205,3 +205,9 @@ def test_plan_reports_expected_use_below_the_request(capsys):
     assert 0 < total["estimate_cpu_hours"] < total["cpu_hours"]
     assert main(["plan"]) == 0
     assert "expected use:" in capsys.readouterr().out
+
+
+def test_calibrate_measures_every_rate_and_keeps_the_known_cache_size():
+    c = costs.calibrate("cpu")
+    assert all(v > 0 for v in (c.pass_overhead_s, c.flops_per_s, c.eval_flops_per_s, c.batch1_flops_per_s, c.mem_bytes_per_s))
+    assert c.cache_bytes == costs.COSTS["cpu"].cache_bytes > 0 and c.startup_s == costs.COSTS["cpu"].startup_s

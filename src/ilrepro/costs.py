@@ -366,7 +366,10 @@ def calibrate(device: str = "cpu", threads: int = 1) -> Costs:
     with torch.no_grad():
         eval_rate = 10_000 * model_cost({"type": "mlp", "hidden": [1024, 1024]}, "mnist").flops / _timed(lambda: net.logits(x), dev, 3)
     known = COSTS[_device_kind(device)]
-    return Costs(overhead, rate, eval_rate, known.startup_s, known.stack_overhead, native_overhead, batch1, mem)
+    # the cache size is not measured here: the device's known one
+    return Costs(pass_overhead_s=overhead, flops_per_s=rate, eval_flops_per_s=eval_rate, startup_s=known.startup_s,
+                 stack_overhead=known.stack_overhead, native_update_overhead_s=native_overhead, batch1_flops_per_s=batch1,
+                 mem_bytes_per_s=mem, cache_bytes=known.cache_bytes)
 
 
 def _sync(dev: torch.device) -> None:
