@@ -40,7 +40,7 @@ def test_bit_identical_to_torch_optim(ours, theirs, dtype, monkeypatch):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("lr", [1e-3, 0.3])
-def test_fused_adam_is_torch_fused_adam_and_the_reference_to_rounding(dtype, lr, monkeypatch):
+def test_fused_adam_runs_and_equals_the_reference_to_rounding(dtype, lr, monkeypatch):
     """The fast step (torch's fused kernel) gives the readable step's weights to float rounding."""
     calls = []
     fused = torch._fused_adam_
