@@ -75,9 +75,9 @@ def _build() -> Path:
     return lib
 
 
-def apply(force: bool = False) -> str:
+def apply() -> str:
     """Load the shim before torch where the CPU is not an Intel one; returns (and sets) :data:`status`.
-    ``force``: also on an Intel CPU (tests; there MKL's own answer is already yes)."""
+    ``ILREPRO_MKL_VENDOR=force``: also on an Intel CPU (tests; there MKL's own answer is already yes)."""
     global status
     if status == "applied":
         return status
@@ -87,7 +87,7 @@ def apply(force: bool = False) -> str:
         status = "off: ILREPRO_MKL_VENDOR=0"
     elif sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
         status = f"not needed: {sys.platform} {platform.machine()}"
-    elif vendor == "GenuineIntel" and not (force or setting == "force"):
+    elif vendor == "GenuineIntel" and setting != "force":
         status = "not needed: GenuineIntel"
     elif "torch" in sys.modules:
         status = "too late: torch was imported before ilrepro"
