@@ -142,3 +142,21 @@ def test_train_measures_are_those_of_the_pre_update_model():
             after = float(net.loss(net.logits(data.train_x), y))
         assert row["train_loss"] == pytest.approx(loss, rel=1e-10) and row["train_acc"] == pytest.approx(acc, abs=1e-12)
         assert abs(after - loss) > 1e-4 * loss  # the post-update loss is another number
+
+
+@pytest.mark.parametrize("model", [{"type": "mlp", "hidden": [32, 16]}, {"type": "autoencoder", "hidden": [32, 8, 32]}])
+def test_evaluation_in_chunks_equals_one_pass(model):
+    """The evaluation in chunks (1,000 images a pass on a CPU, and a last short one) gives the measures
+    of one pass over the whole test set, to float rounding; a wrong weighting of the chunks fails it."""
+    from ilrepro.bench import random_dataset
+    from ilrepro.models import build_model
+    from ilrepro.train import eval_chunk, evaluate
+
+    assert eval_chunk(torch.device("cpu")) == 1000
+    data = random_dataset("mnist", 10, 2500, (1, 28, 28), 10, "cpu", dtype=torch.float64)
+    net = build_model(model, (1, 28, 28), 10, "post", 0, dtype=torch.float64)
+    whole, chunked = evaluate(net, data, chunk=2500), evaluate(net, data)
+    assert whole.keys() == chunked.keys()
+    for k in whole:
+        assert chunked[k] == pytest.approx(whole[k], rel=1e-12), k
+    assert evaluate(net, data, chunk=700)["test_loss"] == pytest.approx(whole["test_loss"], rel=1e-12)

@@ -38,7 +38,7 @@ from .algorithms.base import Algorithm
 from .data import SIZES, DataSize
 from .models import build_model
 from .runtime import seeds_of
-from .train import stack_members
+from .train import eval_chunk, stack_members
 
 __all__ = [
     "Costs",
@@ -362,9 +362,10 @@ def calibrate(device: str = "cpu", threads: int = 1) -> Costs:
     p, g = torch.rand(2**24, device=dev), torch.rand(2**24, device=dev)
     mem = 3 * p.numel() * p.element_size() / _timed(lambda: p.add_(g, alpha=-1e-9), dev, 20)
     net = build_model({"type": "mlp", "hidden": [1024, 1024]}, (1, 28, 28), 10, "post", 0, device=dev)
-    x = torch.rand(10_000, 1, 28, 28, device=dev)
-    with torch.no_grad():
-        eval_rate = 10_000 * model_cost({"type": "mlp", "hidden": [1024, 1024]}, "mnist").flops / _timed(lambda: net.logits(x), dev, 3)
+    x, c = torch.rand(10_000, 1, 28, 28, device=dev), eval_chunk(dev)
+    with torch.no_grad():  # in the evaluation's chunks
+        eval_rate = 10_000 * model_cost({"type": "mlp", "hidden": [1024, 1024]}, "mnist").flops / _timed(
+            lambda: [net.logits(x[i : i + c]) for i in range(0, len(x), c)], dev, 3)
     known = COSTS[_device_kind(device)]
     # the cache size is not measured here: the device's known one
     return Costs(pass_overhead_s=overhead, flops_per_s=rate, eval_flops_per_s=eval_rate, startup_s=known.startup_s,

@@ -25,19 +25,28 @@ from .io import atomic_write_json, atomic_write_parquet
 from .models import Net, build_model
 from .runtime import DTYPES, Progress, environment_meta, gradient_agreement, lrs_of, resolve_device, seeds_of, targets
 
-__all__ = ["train", "STACK_MIN_MEMBERS", "STACK_MAX_WORK", "stack_members", "evaluate", "batch_measures", "metrics_columns", "run_and_save",
+__all__ = ["train", "STACK_MIN_MEMBERS", "STACK_MAX_WORK", "stack_members", "eval_chunk", "evaluate", "batch_measures", "metrics_columns", "run_and_save",
            "split_by_lr"]
 
 
+def eval_chunk(device: torch.device) -> int:
+    """Test images per forward pass of an evaluation. CPU: 1,000, so that a layer's activities (1,000 x
+    1,024 floats, 4 MB) stay in the core's caches between the GEMMs; measured on one thread (Intel Xeon,
+    2026-12-02) against 10,000 at once: 784-256-256-10 77 -> 64 ms, the CIFAR MLP 950 -> 884 ms, the
+    measures equal to 2e-7. CUDA: the whole test set (one launch per layer)."""
+    return 10_000 if device.type == "cuda" else 1_000
+
+
 @torch.no_grad()
-def evaluate(net: Net, data: Dataset, chunk: int = 10_000, predict: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
-    """Feedforward evaluation on the whole test set.
+def evaluate(net: Net, data: Dataset, chunk: int | None = None, predict: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+    """Feedforward evaluation on the whole test set, ``chunk`` images a pass (default :func:`eval_chunk`).
 
     Classification: accuracy, test loss = mean_n sum_k (softmax_k - y_k)^2 (Alonso et al.), and
     cross-entropy. Autoencoder: binary cross-entropy of the reconstruction (per image).
     ``predict`` maps inputs to logits (default: the feedforward pass)."""
     predict = net.logits if predict is None else predict
     n = len(data.test_y)
+    chunk = eval_chunk(data.test_x.device) if chunk is None else chunk
     acc = loss = ce = 0.0
     for i in range(0, n, chunk):
         x, y = data.test_x[i : i + chunk], data.test_y[i : i + chunk]
@@ -337,11 +346,12 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
 
 
 @torch.no_grad()
-def _evaluate_stacked(ens: Ensemble, data: Dataset, ks: list[int], chunk: int = 10_000) -> dict[int, dict[str, float]]:
+def _evaluate_stacked(ens: Ensemble, data: Dataset, ks: list[int], chunk: int | None = None) -> dict[int, dict[str, float]]:
     """:func:`evaluate` for every member at once (a stacked job on CUDA): one vmapped forward pass per
     chunk, the measures reduced on the device and read back in one transfer."""
     net = ens.template
     n = len(data.test_y)
+    chunk = eval_chunk(data.test_x.device) if chunk is None else chunk
     auto = net.meta.get("type") == "autoencoder"
     sums = torch.zeros(3, len(ens), dtype=torch.float64, device=data.test_x.device)
     for i in range(0, n, chunk):
