@@ -8,7 +8,12 @@ The run-time model counts work, not wall-clock guesses: a training is ``updates`
 inference loop of T steps: a forward and a vector-Jacobian product per step plus the weight update,
 2 (T + 1) + 2), and ``updates / eval_every`` evaluations, each a forward pass over the whole test set.
 A pass costs a per-layer overhead (Python and kernel launches, which dominate at batch size 1) plus its
-FLOPs (counted once per model with torch's FlopCounterMode) at a sustained rate. A job trains every
+FLOPs (counted once per model with torch's FlopCounterMode) at a sustained rate. On a CPU the work is
+counted rather than assumed (:func:`algorithm_work`): the job's algorithm runs one update, one
+prediction and one reference gradient on a batch of two random examples, and the counts are its ATen
+calls (each at the calibrated per-call overhead), its FLOPs per example and the weight-sized tensors it
+streams; so an RNN's 29 unrolled layers, an energy-based network's free phase and Fa-Z-IL's gradient
+bookkeeping cost what they do (``workflow/scripts/plan_check.py`` compares it with measurement). A job trains every
 learning rate x seed of an algorithm entry (its members): one by one, each member pays the whole cost;
 stacked (:func:`ilrepro.train.stack_members` decides, on the planned device), the members share one
 step's overhead, ``Costs.stack_overhead`` times a plain step's, and each adds its FLOPs; on CUDA the
@@ -30,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import native
@@ -37,7 +43,7 @@ from .algorithms import ALGORITHMS, make_algorithm
 from .algorithms.base import Algorithm
 from .data import SIZES, DataSize
 from .models import build_model
-from .runtime import seeds_of
+from .runtime import seeds_of, targets
 from .train import eval_chunk, stack_members
 
 __all__ = [
@@ -53,6 +59,9 @@ __all__ = [
     "analysis_resources",
     "calibrate",
     "using",
+    "Work",
+    "AlgorithmWork",
+    "algorithm_work",
 ]
 
 
@@ -129,6 +138,101 @@ class ModelCost:
 
 # for a model that cannot be sized: about a 3072-1024-1024-1024-10 MLP, with room to spare
 _UNKNOWN_MODEL = ModelCost(flops=2e7, activations=100_000, n_params=10_000_000, n_layers=6)
+
+
+@dataclass(frozen=True)
+class Work:
+    """What one call of an algorithm does on its model, counted by running it once on a batch of
+    :data:`WORK_BATCH` random examples (pure-torch path): ATen calls (each pays a per-call overhead, which
+    dominates at small batches) and FLOPs per example (torch's FlopCounterMode: products and convolutions)."""
+
+    calls: int
+    flops: float
+    # bytes streamed by the calls other than products whose output is at least STREAM_MIN_BYTES (at
+    # WORK_BATCH: weight-sized tensors, gradients zeroed, summed, divided, the optimiser's step), float32:
+    # the output written once and read once per input of its size (``W.add_(g)``: three streams)
+    stream_bytes: float = 0.0
+
+
+@dataclass(frozen=True)
+class AlgorithmWork:
+    step: Work  # one update: the gradient estimate and the optimiser's step
+    predict: Work  # the prediction an evaluation makes (``Algorithm.logits``: the feedforward pass, or a free phase)
+    reference: Work  # the reference gradient ``track_bp_cosine`` compares with (``Algorithm.reference_gradient``)
+
+
+WORK_BATCH = 2
+
+
+STREAM_MIN_BYTES = 2**18
+_PRODUCTS = {"mm", "addmm", "bmm", "baddbmm", "convolution", "convolution_backward", "_convolution"}
+_WRITE_ONLY = {"fill_", "zero_", "zeros", "zeros_like", "empty", "empty_like", "empty_strided", "full", "full_like"}
+_COPIES = {"copy_", "clone", "_to_copy"}
+
+
+class _CallCounter(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.stream_bytes = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.calls += 1
+        out = func(*args, **(kwargs or {}))
+        name = func.overloadpacket.__name__
+        if name not in _PRODUCTS:
+            inputs = [a for a in (*args, *(kwargs or {}).values()) if isinstance(a, torch.Tensor)]
+            for t in out if isinstance(out, (tuple, list)) else (out,):
+                size = t.numel() * t.element_size() if isinstance(t, torch.Tensor) else 0
+                if size >= STREAM_MIN_BYTES:  # written once, and read once per input of its size
+                    reads = 0 if name in _WRITE_ONLY else 1 if name in _COPIES else sum(a.numel() == t.numel() for a in inputs)
+                    self.stream_bytes += size * (1 + reads)
+        return out
+
+
+@functools.lru_cache(maxsize=256)
+def _algorithm_work(model_json: str, dataset: str, algorithm: str, hparams_json: str, lr: float) -> AlgorithmWork | None:
+    ds = _data_size(dataset)
+    try:
+        net = build_model(json.loads(model_json), ds.image_shape, ds.n_classes, ALGORITHMS[algorithm].parameterisation, seed=0)
+        algo = make_algorithm(algorithm, net, lr, json.loads(hparams_json))
+        gen = torch.Generator().manual_seed(0)
+        x = torch.rand(WORK_BATCH, *ds.image_shape, generator=gen)
+        target = targets(net, x, torch.randint(0, ds.n_classes, (WORK_BATCH,), generator=gen), ds.n_classes)
+
+        def count(fn: Any) -> Work:
+            fn()  # first: lazily made state (an optimiser's moments) is not the per-update work
+            with _CallCounter() as calls, FlopCounterMode(display=False) as flops:
+                fn()
+            return Work(calls.calls, float(flops.get_total_flops()) / WORK_BATCH, float(calls.stream_bytes))
+
+        with native.disabled():
+            return AlgorithmWork(count(lambda: algo.step(net, x, target)), count(lambda: algo.logits(net, x)),
+                                 count(lambda: algo.reference_gradient(net, x, target)))
+    except Exception as exc:  # plan with the pass model instead; never stop the workflow
+        warnings.warn(f"ilrepro.plan: cannot count the work of {algorithm} on {model_json} ({exc}); planning by passes", stacklevel=2)
+        return None
+
+
+def algorithm_work(spec: dict[str, Any]) -> AlgorithmWork | None:
+    """:class:`AlgorithmWork` of the spec's algorithm on its model (cached per model, algorithm and
+    hyper-parameters); None where it cannot be run here."""
+    if spec["algorithm"] not in ALGORITHMS:
+        return None
+    # counted at one rate: the calls and FLOPs of an update do not depend on its size
+    return _algorithm_work(json.dumps(spec["model"], sort_keys=True), spec["dataset"], spec["algorithm"],
+                           json.dumps(spec.get("hparams") or {}, sort_keys=True), 0.01)
+
+
+def _call_overhead_s(c: Costs) -> float:
+    """The per-ATen-call overhead implied by ``c.pass_overhead_s``, which :func:`calibrate` measures as a
+    BP-SGD update of a tiny MLP over its 3 x n_layers layer passes: that update's time over its calls."""
+    w = _algorithm_work(json.dumps(_CALIBRATION_MODEL, sort_keys=True), "mnist", "bp_sgd", "{}", 0.01)
+    layers = model_cost(_CALIBRATION_MODEL, "mnist").n_layers
+    return c.pass_overhead_s * 3 * layers / w.step.calls if w is not None and w.step.calls else c.pass_overhead_s
+
+
+_CALIBRATION_MODEL = {"type": "mlp", "hidden": [16, 16]}
 
 
 def _data_size(dataset: str) -> DataSize:
@@ -269,8 +373,16 @@ def estimate_seconds(spec: dict[str, Any]) -> float:
     rate = _rate(c, batch) / wide
     overhead = m.n_layers * c.pass_overhead_s
     flops = m.flops * batch / rate
+    # a CPU job's work counted by running its algorithm once (calls and FLOPs); else by passes
+    work = algorithm_work(spec) if kind == "cpu" else None
+    call_s = _call_overhead_s(c)
+    plain = work is not None and not stacked and not native  # one model at a time on the pure-torch path
     if native:
         per_update = c.native_update_overhead_s + _native_flops(spec, m) * batch / rate
+    elif plain:
+        per_update = work.step.calls * call_s + work.step.flops * batch / rate  # the optimiser's calls included
+    elif stacked and work is not None:  # one step's overhead for all members, and every member's FLOPs
+        per_update = c.stack_overhead * work.step.calls * call_s + n * work.step.flops * batch / rate
     else:
         per_pass = c.stack_overhead * overhead + n * flops if stacked else overhead + flops  # stacked: all members
         per_update = passes_per_update(spec["algorithm"], spec.get("hparams"), m.n_layers) * per_pass
@@ -278,18 +390,30 @@ def estimate_seconds(spec: dict[str, Any]) -> float:
     weight_bytes = m.n_params * nbytes
     streamed = weight_bytes > c.cache_bytes and c.mem_bytes_per_s is not None  # else cache-resident
     streams, calls = _step_streams(spec, stacked, native)
-    per_update += k * (streams * weight_bytes / c.mem_bytes_per_s if streamed else 0.0) + calls * m.n_layers * c.pass_overhead_s
-    if spec.get("track_bp_cosine"):  # every update, member by member: the reference gradient and the batch's prediction
-        per_update += 4 * k * (overhead + flops)
+    if plain:  # the weight-sized tensors the update writes, as counted (the optimiser's among them)
+        per_update += work.step.stream_bytes * wide / c.mem_bytes_per_s if streamed else 0.0
+    else:
+        per_update += k * (streams * weight_bytes / c.mem_bytes_per_s if streamed else 0.0) + calls * m.n_layers * c.pass_overhead_s
+    if spec.get("track_bp_cosine"):  # every update, member by member: the batch's prediction and the reference gradient
+        if work is not None:
+            extra = (work.predict, work.reference)
+            per_update += k * sum(w.calls * call_s + w.flops * batch / rate for w in extra)
+        else:
+            per_update += 4 * k * (overhead + flops)
     if spec.get("track_path_length"):  # every update: a copy of the weights, and the norm of the step
         per_update += k * (2 * overhead + (4 * weight_bytes / c.mem_bytes_per_s if streamed else 0.0))
     every = int(spec["eval_every"])
     n_evals = 1 + updates // every + (1 if updates % every else 0)  # before the first update, every ``every``, after the last
-    eval_flops = wide * _eval_passes(spec) * ds.n_test * m.flops / c.eval_flops_per_s
+    if work is not None:  # the prediction as counted, in the evaluation's chunks
+        eval_flops = wide * ds.n_test * work.predict.flops / c.eval_flops_per_s
+        eval_overhead = math.ceil(ds.n_test / eval_chunk(torch.device(kind))) * work.predict.calls * call_s
+    else:
+        eval_flops = wide * _eval_passes(spec) * ds.n_test * m.flops / c.eval_flops_per_s
+        eval_overhead = overhead
     if stacked and kind == "cuda":  # batched across members
         per_eval = n * eval_flops + c.stack_overhead * overhead
     else:
-        per_eval = n * (eval_flops + overhead)
+        per_eval = n * (eval_flops + eval_overhead)
     return c.startup_s + (1 if stacked else n) * updates * per_update + n_evals * per_eval
 
 
@@ -349,10 +473,11 @@ def calibrate(device: str = "cpu", threads: int = 1) -> Costs:
         y = torch.nn.functional.one_hot(torch.randint(0, 10, (batch,), device=dev), 10).float()
         return _timed(lambda: algo.step(net, x, y), dev, n), model_cost({"type": "mlp", "hidden": hidden}, "mnist")
 
-    small, m_small = bp_update([16, 16], 1, 300)  # the native path where it builds
+    tiny = _CALIBRATION_MODEL["hidden"]
+    small, m_small = bp_update(tiny, 1, 300)  # the native path where it builds
     native_overhead = small if native.available() and dev.type == "cpu" else None
     with native.disabled():
-        small, m_small = bp_update([16, 16], 1, 300)  # the pure-torch path
+        small, m_small = bp_update(tiny, 1, 300)  # the pure-torch path
     overhead = small / (3 * m_small.n_layers)
     w = torch.rand(1024, 1024, device=dev)
     out1, out64 = torch.empty(1, 1024, device=dev), torch.empty(64, 1024, device=dev)

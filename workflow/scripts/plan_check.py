@@ -6,12 +6,19 @@ test set), next to the model's estimate for the same short run (without the star
     taskset -c 1 python workflow/scripts/plan_check.py --configfile config/paper.yaml --out reference/plan_check.csv
 
 ``over`` = estimate / measured: above 1 the plan asks for more than the job takes. Run it on a quiet core.
+``--calibrate``: estimate with this machine's constants (``ilrepro plan --calibrate cpu``, written to
+``<out>.costs.json`` and read again by ``--reestimate``), which checks the model's form on a machine other
+than the one :data:`ilrepro.costs.COSTS` was measured on.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
+import json
 import time
+from pathlib import Path
 
 import ilrepro  # noqa: F401  (first: MKL's kernels on AMD, see ilrepro.mkl_vendor)
 import pandas as pd
@@ -19,7 +26,7 @@ import torch
 
 from ilrepro.bench import random_dataset
 from ilrepro.config import load_merged_config
-from ilrepro.costs import COSTS, estimate_seconds
+from ilrepro.costs import COSTS, Costs, calibrate, estimate_seconds, using
 from ilrepro.data import SIZES
 from ilrepro.experiments import job_spec, jobs
 from ilrepro.runtime import environment_meta
@@ -39,9 +46,21 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--only", nargs="*", default=[], help="substrings of experiment/algo to keep")
     ap.add_argument("--reestimate", action="store_true", help="keep --out's measurements, recompute its estimates (after a change of the model)")
+    ap.add_argument("--calibrate", action="store_true", help="estimate with this machine's measured constants (kept in <out>.costs.json)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = load_merged_config(args.configfile)
+    costs_file = Path(f"{args.out}.costs.json")
+    measured: Costs | None = None
+    if args.calibrate:
+        measured = calibrate("cpu") if not args.reestimate or not costs_file.exists() else Costs(**json.loads(costs_file.read_text()))
+        costs_file.write_text(json.dumps(dataclasses.asdict(measured), indent=1) + "\n")
+        print(f"calibrated: {measured}")
+    with using("cpu", measured) if measured is not None else contextlib.nullcontext():
+        return run(args, cfg)
+
+
+def run(args: argparse.Namespace, cfg: dict) -> int:
     if args.reestimate:
         table = pd.read_csv(args.out)
         for i, key in enumerate(table["job"]):
