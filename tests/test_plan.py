@@ -240,3 +240,20 @@ def test_calibrate_measures_every_rate_and_keeps_the_known_cache_size():
     c = costs.calibrate("cpu")
     assert all(v > 0 for v in (c.pass_overhead_s, c.flops_per_s, c.eval_flops_per_s, c.batch1_flops_per_s, c.mem_bytes_per_s))
     assert c.cache_bytes == costs.COSTS["cpu"].cache_bytes > 0 and c.startup_s == costs.COSTS["cpu"].startup_s
+
+
+def test_counting_the_work_is_quiet_and_forgets_nothing(caplog):
+    """Planning runs algorithms on the pure-torch path without a "fast path not taken" line, and a
+    training later in the process still logs its own."""
+    import logging
+
+    from ilrepro import native as nat
+
+    costs._algorithm_work.cache_clear()
+    with caplog.at_level(logging.INFO, logger="ilrepro.native"):
+        costs.algorithm_work(spec(model={"type": "rnn", "hidden": [8]}, algorithm="zil"))
+        with nat.quiet():
+            nat._say("a reason met while planning")
+        assert "not taken" not in caplog.text
+        nat._say("a reason met while planning")  # a training's own line, after the planning
+        assert "not taken (a reason met while planning)" in caplog.text

@@ -193,6 +193,12 @@ class _CallCounter(TorchDispatchMode):
 @functools.lru_cache(maxsize=256)
 def _algorithm_work(model_json: str, dataset: str, algorithm: str, hparams_json: str, lr: float) -> AlgorithmWork | None:
     ds = _data_size(dataset)
+    # the pure-torch path (nothing built), and quiet: a training's "fast path not taken" line belongs to its own log
+    with native.quiet(), native.disabled():
+        return _count_work(ds, model_json, algorithm, hparams_json, lr)
+
+
+def _count_work(ds: DataSize, model_json: str, algorithm: str, hparams_json: str, lr: float) -> AlgorithmWork | None:
     try:
         net = build_model(json.loads(model_json), ds.image_shape, ds.n_classes, ALGORITHMS[algorithm].parameterisation, seed=0)
         algo = make_algorithm(algorithm, net, lr, json.loads(hparams_json))
@@ -206,9 +212,8 @@ def _algorithm_work(model_json: str, dataset: str, algorithm: str, hparams_json:
                 fn()
             return Work(calls.calls, float(flops.get_total_flops()) / WORK_BATCH, float(calls.stream_bytes))
 
-        with native.disabled():
-            return AlgorithmWork(count(lambda: algo.step(net, x, target)), count(lambda: algo.logits(net, x)),
-                                 count(lambda: algo.reference_gradient(net, x, target)))
+        return AlgorithmWork(count(lambda: algo.step(net, x, target)), count(lambda: algo.logits(net, x)),
+                             count(lambda: algo.reference_gradient(net, x, target)))
     except Exception as exc:  # plan with the pass model instead; never stop the workflow
         warnings.warn(f"ilrepro.plan: cannot count the work of {algorithm} on {model_json} ({exc}); planning by passes", stacklevel=2)
         return None

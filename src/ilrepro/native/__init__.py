@@ -129,6 +129,20 @@ def load() -> ModuleType | None:
 
 
 @contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Within the block the fast path's "not taken" lines are not logged, and the reasons met are not
+    remembered as said (so a training later in the process still logs its own)."""
+    saved, level = set(_said), log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+        _said.clear()
+        _said.update(saved)
+
+
+@contextlib.contextmanager
 def disabled(yes: bool = True) -> Iterator[None]:
     """Within the block (if ``yes``) the pure-torch reference takes every update, as under
     ``ILREPRO_NATIVE=0``: to time or compare the reference itself."""
