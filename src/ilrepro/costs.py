@@ -181,27 +181,30 @@ class _CallCounter(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         name = func.overloadpacket.__name__
         if name not in _PRODUCTS:
-            inputs = [a for a in (*args, *(kwargs or {}).values()) if isinstance(a, torch.Tensor)]
             for t in out if isinstance(out, (tuple, list)) else (out,):
                 size = t.numel() * t.element_size() if isinstance(t, torch.Tensor) else 0
                 if size >= STREAM_MIN_BYTES:  # written once, and read once per input of its size
+                    inputs = (a for a in (*args, *(kwargs or {}).values()) if isinstance(a, torch.Tensor))
                     reads = 0 if name in _WRITE_ONLY else 1 if name in _COPIES else sum(a.numel() == t.numel() for a in inputs)
                     self.stream_bytes += size * (1 + reads)
         return out
 
 
+_WORK_LR = 0.01  # the calls and FLOPs of an update do not depend on its size
+
+
 @functools.lru_cache(maxsize=256)
-def _algorithm_work(model_json: str, dataset: str, algorithm: str, hparams_json: str, lr: float) -> AlgorithmWork | None:
+def _algorithm_work(model_json: str, dataset: str, algorithm: str, hparams_json: str) -> AlgorithmWork | None:
     ds = _data_size(dataset)
     # the pure-torch path (nothing built), and quiet: a training's "fast path not taken" line belongs to its own log
     with native.quiet(), native.disabled():
-        return _count_work(ds, model_json, algorithm, hparams_json, lr)
+        return _count_work(ds, model_json, algorithm, hparams_json)
 
 
-def _count_work(ds: DataSize, model_json: str, algorithm: str, hparams_json: str, lr: float) -> AlgorithmWork | None:
+def _count_work(ds: DataSize, model_json: str, algorithm: str, hparams_json: str) -> AlgorithmWork | None:
     try:
         net = build_model(json.loads(model_json), ds.image_shape, ds.n_classes, ALGORITHMS[algorithm].parameterisation, seed=0)
-        algo = make_algorithm(algorithm, net, lr, json.loads(hparams_json))
+        algo = make_algorithm(algorithm, net, _WORK_LR, json.loads(hparams_json))
         gen = torch.Generator().manual_seed(0)
         x = torch.rand(WORK_BATCH, *ds.image_shape, generator=gen)
         target = targets(net, x, torch.randint(0, ds.n_classes, (WORK_BATCH,), generator=gen), ds.n_classes)
@@ -224,20 +227,20 @@ def algorithm_work(spec: dict[str, Any]) -> AlgorithmWork | None:
     hyper-parameters); None where it cannot be run here."""
     if spec["algorithm"] not in ALGORITHMS:
         return None
-    # counted at one rate: the calls and FLOPs of an update do not depend on its size
     return _algorithm_work(json.dumps(spec["model"], sort_keys=True), spec["dataset"], spec["algorithm"],
-                           json.dumps(spec.get("hparams") or {}, sort_keys=True), 0.01)
+                           json.dumps(spec.get("hparams") or {}, sort_keys=True))
+
+
+_CALIBRATION_MODEL = {"type": "mlp", "hidden": [16, 16]}  # calibrate's per-layer overhead is this MLP's BP-SGD update
 
 
 def _call_overhead_s(c: Costs) -> float:
     """The per-ATen-call overhead implied by ``c.pass_overhead_s``, which :func:`calibrate` measures as a
     BP-SGD update of a tiny MLP over its 3 x n_layers layer passes: that update's time over its calls."""
-    w = _algorithm_work(json.dumps(_CALIBRATION_MODEL, sort_keys=True), "mnist", "bp_sgd", "{}", 0.01)
+    w = _algorithm_work(json.dumps(_CALIBRATION_MODEL, sort_keys=True), "mnist", "bp_sgd", "{}")
     layers = model_cost(_CALIBRATION_MODEL, "mnist").n_layers
     return c.pass_overhead_s * 3 * layers / w.step.calls if w is not None and w.step.calls else c.pass_overhead_s
 
-
-_CALIBRATION_MODEL = {"type": "mlp", "hidden": [16, 16]}
 
 
 def _data_size(dataset: str) -> DataSize:
@@ -380,7 +383,7 @@ def estimate_seconds(spec: dict[str, Any]) -> float:
     flops = m.flops * batch / rate
     # a CPU job's work counted by running its algorithm once (calls and FLOPs); else by passes
     work = algorithm_work(spec) if kind == "cpu" else None
-    call_s = _call_overhead_s(c)
+    call_s = _call_overhead_s(c) if work is not None else 0.0
     plain = work is not None and not stacked and not native  # one model at a time on the pure-torch path
     if native:
         per_update = c.native_update_overhead_s + _native_flops(spec, m) * batch / rate
