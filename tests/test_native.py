@@ -14,9 +14,9 @@ from ilrepro.models import build_model
 
 # every algorithm that has the fast path, with a step size that moves the weights visibly in 50 updates
 FAST = {"bp_sgd": 0.05, "bp_adam": 1e-3, "il_sgd": 0.05, "il_adam": 1e-3, "il_prox": 0.5, "il_prox_fast": 0.5,
-        "il_prox_adam": 0.5, "pc_nudge": 0.05}
+        "il_prox_adam": 0.5, "pc_nudge": 0.05, "bp_prox": 0.5}
 HP = {"il_sgd": {"T": 8}, "il_adam": {"T": 8}, "il_prox": {"T": 8}, "il_prox_adam": {"T": 8},
-      "pc_nudge": {"T": 8, "form": "direct"}}  # the fast path runs the direct form only
+      "pc_nudge": {"T": 8, "form": "direct"}, "bp_prox": {"eps": 1.0}}  # the fast path runs the direct form only; BP-prox at eps 0 and these rates grows its weights 2000x (chaotic)
 TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 N_IN, N_OUT = 12, 5
 

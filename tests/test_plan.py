@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ilrepro import costs, native, plan
+from ilrepro import costs, first_layer, native, plan
 from ilrepro.cli import main
 from ilrepro.config import load_merged_config
 from ilrepro.experiments import job_spec, jobs, runs
@@ -179,7 +179,12 @@ def test_evaluations_are_counted_as_the_loop_runs_them():
     fast = dataclasses.replace(ROUND, flops_per_s=1e30, batch1_flops_per_s=None)
     with costs.using("cpu", fast):
         for updates, every, n in ((100, 50, 3), (120, 50, 4), (50, 50, 2)):  # update 0, every 50, the last
-            assert costs.estimate_seconds(spec(updates=updates, eval_every=every)) == pytest.approx(n * one, rel=1e-6)
+            assert costs.estimate_seconds(spec(updates=updates, eval_every=every, keep_first_layer=False)) == pytest.approx(n * one, rel=1e-6)
+            # at batch 1 the first layer is kept up to date (ilrepro.first_layer): a full product at the first only
+            kept = first_layer.mean_fraction(every, 784, 256, 10_000, n)
+            assert 0.2 < kept < 0.7
+            first = 10_000 * 2 * 784 * 256 / ROUND.eval_flops_per_s
+            assert costs.estimate_seconds(spec(updates=updates, eval_every=every)) == pytest.approx(n * (one - (1 - kept) * first), rel=1e-6)
         # an energy-based network predicts by its free phase: its FLOPs as counted, more than one pass
         ebm = spec(updates=50, eval_every=50, algorithm="eqprop", model={"type": "mlp", "hidden": [256, 256], "activation": "tanh"},
                    hparams={"T": 10, "T_nudge": 5})

@@ -38,11 +38,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from . import native
+from . import first_layer, native
 from .algorithms import ALGORITHMS, make_algorithm
 from .algorithms.base import Algorithm
 from .data import SIZES, DataSize
-from .models import build_model
+from .models import Net, build_model
 from .runtime import seeds_of, targets
 from .train import eval_chunk, stack_members
 
@@ -159,6 +159,9 @@ class AlgorithmWork:
     step: Work  # one update: the gradient estimate and the optimiser's step
     predict: Work  # the prediction an evaluation makes (``Algorithm.logits``: the feedforward pass, or a free phase)
     reference: Work  # the reference gradient ``track_bp_cosine`` compares with (``Algorithm.reference_gradient``)
+    # (d_out, d_in) of the first layer where an evaluation can keep it up to date (ilrepro.first_layer: a
+    # linear first layer, the feedforward prediction, and an update of W1 measured in the span of its batch)
+    first_layer: tuple[int, int] | None = None
 
 
 WORK_BATCH = 2
@@ -215,11 +218,39 @@ def _count_work(ds: DataSize, model_json: str, algorithm: str, hparams_json: str
                 fn()
             return Work(calls.calls, float(flops.get_total_flops()) / WORK_BATCH, float(calls.stream_bytes))
 
-        return AlgorithmWork(count(lambda: algo.step(net, x, target)), count(lambda: algo.logits(net, x)),
-                             count(lambda: algo.reference_gradient(net, x, target)))
+        counted = (count(lambda: algo.step(net, x, target)), count(lambda: algo.logits(net, x)),
+                   count(lambda: algo.reference_gradient(net, x, target)))
+        return AlgorithmWork(*counted, first_layer=_first_layer_kept(net, algo, ds, gen))
     except Exception as exc:  # plan with the pass model instead; never stop the workflow
         warnings.warn(f"ilrepro.plan: cannot count the work of {algorithm} on {model_json} ({exc}); planning by passes", stacklevel=2)
         return None
+
+
+def _first_layer_kept(net: Net, algo: Any, ds: DataSize, gen: torch.Generator) -> tuple[int, int] | None:
+    """(d_out, d_in) where an evaluation can keep the first layer up to date: measured, as the training
+    does, by one more update on a new batch (after the counted ones: an optimiser's state is not empty)
+    whose change of W1 must lie in the span of that batch's inputs."""
+    if type(algo).logits is not Algorithm.logits or not first_layer.applies(net):
+        return None
+    x = torch.rand(WORK_BATCH, *ds.image_shape, generator=gen)
+    target = targets(net, x, torch.randint(0, ds.n_classes, (WORK_BATCH,), generator=gen), ds.n_classes)
+    w = net.params[0]
+    before = w.detach().clone()
+    algo.step(net, x, target)
+    if not first_layer.in_span(w - before, net.presynaptic(0, x), w)[2]:
+        return None
+    d_out, d_in = w.shape
+    return int(d_out), int(d_in)
+
+
+def _kept_fraction(spec: dict[str, Any], work: AlgorithmWork | None, n_test: int, batched: bool, n_evals: int | None = None) -> float | None:
+    """The first layer's average share of the full product over the job's ``n_evals`` evaluations where it
+    keeps it up to date (as :func:`ilrepro.train.keeps_first_layer` decides), else None."""
+    if work is None or work.first_layer is None or batched:
+        return None
+    d_out, d_in = work.first_layer
+    rows = int(spec["eval_every"]) * int(spec["batch_size"])
+    return first_layer.kept_fraction(spec.get("keep_first_layer", "auto"), d_in, d_out, rows, n_test, n_evals)
 
 
 def algorithm_work(spec: dict[str, Any]) -> AlgorithmWork | None:
@@ -386,7 +417,8 @@ def estimate_seconds(spec: dict[str, Any]) -> float:
     call_s = _call_overhead_s(c) if work is not None else 0.0
     plain = work is not None and not stacked and not native  # one model at a time on the pure-torch path
     if native:
-        per_update = c.native_update_overhead_s + _native_flops(spec, m) * batch / rate
+        prelude = ALGORITHMS[spec["algorithm"]].native_prelude_passes  # in Python, before the C++ call
+        per_update = c.native_update_overhead_s + _native_flops(spec, m) * batch / rate + prelude * (overhead + flops)
     elif plain:
         per_update = work.step.calls * call_s + work.step.flops * batch / rate  # the optimiser's calls included
     elif stacked and work is not None:  # one step's overhead for all members, and every member's FLOPs
@@ -413,7 +445,11 @@ def estimate_seconds(spec: dict[str, Any]) -> float:
     every = int(spec["eval_every"])
     n_evals = 1 + updates // every + (1 if updates % every else 0)  # before the first update, every ``every``, after the last
     if work is not None:  # the prediction as counted, in the evaluation's chunks
-        eval_flops = wide * ds.n_test * work.predict.flops / c.eval_flops_per_s
+        predict_flops = work.predict.flops
+        kept = _kept_fraction(spec, work, ds.n_test, stacked and kind == "cuda", n_evals)
+        if kept is not None and work.first_layer is not None:  # the first layer kept up to date: its average share
+            predict_flops -= (1 - kept) * 2 * work.first_layer[0] * work.first_layer[1]
+        eval_flops = wide * ds.n_test * predict_flops / c.eval_flops_per_s
         eval_overhead = math.ceil(ds.n_test / eval_chunk(torch.device(kind))) * work.predict.calls * call_s
     else:
         eval_flops = wide * _eval_passes(spec) * ds.n_test * m.flops / c.eval_flops_per_s
@@ -438,6 +474,10 @@ def train_resources(spec: dict[str, Any], attempt: int = 1) -> Resources:
     params_mb = 8 * members_of(spec) * m.n_params * nbytes / 2**20  # weights, gradients, optimiser state, clones
     # host memory: on a GPU the evaluation's activations live on the device; the CUDA context does not
     eval_mb = 0.0 if on_gpu else 3 * min(ds.n_test, 10_000) * m.activations * nbytes / 2**20
+    work = algorithm_work(spec) if not on_gpu else None
+    if work is not None and work.first_layer is not None and _kept_fraction(spec, work, ds.n_test, False) is not None:
+        d_out, d_in = work.first_layer  # every member's test-set product and the W1 it was taken at
+        eval_mb += members_of(spec) * (ds.n_test * d_out + d_out * d_in) * nbytes / 2**20
     mem = MEM_BASE_MB + (2048 if on_gpu else 0) + data_mb + params_mb + eval_mb
     mem_mb = 256 * math.ceil(mem / 256)
     gpu = 1 if on_gpu else 0

@@ -23,7 +23,8 @@ from .layout import lr_label
 
 __all__ = ["Run", "Job", "RUN_KEYS", "runs", "jobs", "run_spec", "job_spec", "analysis_spec"]
 
-RUN_KEYS = ("dataset", "model", "batch_size", "updates", "eval_every", "device", "dtype", "track_bp_cosine", "track_path_length")
+RUN_KEYS = ("dataset", "model", "batch_size", "updates", "eval_every", "device", "dtype", "track_bp_cosine", "track_path_length",
+            "keep_first_layer")
 
 
 @dataclass(frozen=True)

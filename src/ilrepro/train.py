@@ -17,8 +17,9 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 import torch
 
-from . import native
+from . import first_layer, native
 from .algorithms import ALGORITHMS
+from .algorithms.base import Algorithm
 from .data import Dataset, load_configured
 from .ensemble import CudaGraphStep, Ensemble
 from .io import atomic_write_json, atomic_write_parquet
@@ -38,19 +39,23 @@ def eval_chunk(device: torch.device) -> int:
 
 
 @torch.no_grad()
-def evaluate(net: Net, data: Dataset, chunk: int | None = None, predict: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+def evaluate(net: Net, data: Dataset, chunk: int | None = None, predict: Callable[[torch.Tensor], torch.Tensor] | None = None,
+             front: first_layer.FirstLayer | None = None) -> dict[str, float]:
     """Feedforward evaluation on the whole test set, ``chunk`` images a pass (default :func:`eval_chunk`).
 
     Classification: accuracy, test loss = mean_n sum_k (softmax_k - y_k)^2 (Alonso et al.), and
     cross-entropy. Autoencoder: binary cross-entropy of the reconstruction (per image).
-    ``predict`` maps inputs to logits (default: the feedforward pass)."""
+    ``predict`` maps inputs to logits (default: the feedforward pass); ``front``: the feedforward pass
+    from a first layer kept up to date (:mod:`ilrepro.first_layer`) instead."""
     predict = net.logits if predict is None else predict
     n = len(data.test_y)
     chunk = eval_chunk(data.test_x.device) if chunk is None else chunk
+    if front is not None:
+        front.sync(net, chunk)
     acc = loss = ce = 0.0
     for i in range(0, n, chunk):
         x, y = data.test_x[i : i + chunk], data.test_y[i : i + chunk]
-        logits = predict(x)
+        logits = front.logits(net, i, i + len(y)) if front is not None else predict(x)
         target = targets(net, x, y, data.n_classes)
         k = len(y) / n
         if net.meta.get("type") == "autoencoder":
@@ -219,6 +224,8 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
     # evaluation batched across members: on CUDA (``batched_eval: auto``), or where the spec says true
     want_batched = spec.get("batched_eval", "auto")
     batched_eval = ens.vectorised and (device.type == "cuda" if want_batched == "auto" else bool(want_batched))
+    # member by member, at batch 1: the test set's first-layer product kept up to date between evaluations
+    fronts = _first_layers(spec, nets[0], data, batched_eval)
 
     def evaluate_members(ks: list[int]) -> dict[int, dict[str, float]]:
         if batched_eval:
@@ -226,7 +233,7 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
         out = {}
         for k in ks:
             algo, net = ens.algorithm(k), ens.members[k]
-            out[k] = evaluate(net, data, predict=lambda xb, algo=algo, net=net: algo.logits(net, xb))
+            out[k] = evaluate(net, data, predict=lambda xb, algo=algo, net=net: algo.logits(net, xb), front=fronts[k] if fronts else None)
         return out
 
     first = evaluate_members(list(range(K)))
@@ -264,6 +271,8 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
                 idx_k = batches[k].next().to(device)
                 x = data.train_x[idx_k]
                 xs.append(x)
+                if fronts and k in active:
+                    fronts[k].record(x, nets[0])
                 labels.append(data.train_y[idx_k] if classifier else None)
                 ys.append(targets(nets[0], x, data.train_y[idx_k], data.n_classes))
             bp: dict[int, list[torch.Tensor]] = {}
@@ -333,6 +342,9 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
         "update_path": "native" if sum(native.calls.values()) > native_before else "reference",
         "cuda_graph": graph_status,
         "batched_eval": batched_eval,
+        # evaluations from a first layer kept up to date (ilrepro.first_layer), and in full
+        "first_layer_kept": sum(f.kept for f in fronts) if fronts else 0,
+        "first_layer_full": sum(f.full for f in fronts) if fronts else 0,
         "updates_done": model_updates,
         "steps": steps,
         "wall_s": wall,
@@ -343,6 +355,26 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
         **environment_meta(device),
     }
     return pd.concat(frames, ignore_index=True), meta
+
+
+def keeps_first_layer(spec: dict[str, Any], net: Net, n_test: int, batched_eval: bool = False) -> bool:
+    """Whether the job's evaluations keep the first layer up to date (:mod:`ilrepro.first_layer`): the
+    members are evaluated one by one, the prediction is the feedforward pass (not a free equilibrium),
+    the model's first layer is linear, and ``keep_first_layer`` (default ``auto``: where it pays) says so."""
+    cls = ALGORITHMS.get(spec["algorithm"])
+    if batched_eval or cls is None or cls.logits is not Algorithm.logits or not first_layer.applies(net):
+        return False
+    d_out, d_in = net.params[0].shape
+    rows = int(spec["eval_every"]) * int(spec["batch_size"])
+    return first_layer.kept_fraction(spec.get("keep_first_layer", "auto"), d_in, d_out, rows, n_test) is not None
+
+
+def _first_layers(spec: dict[str, Any], net: Net, data: Dataset, batched_eval: bool) -> list[first_layer.FirstLayer]:
+    if not keeps_first_layer(spec, net, len(data.test_y), batched_eval):
+        return []
+    members = [(lr, s) for lr in lrs_of(spec) for s in seeds_of(spec)]
+    label = f"{spec.get('experiment', '')}/{spec.get('algo', spec['algorithm'])}"
+    return [first_layer.FirstLayer(data.test_x, label) for _ in members]
 
 
 @torch.no_grad()

@@ -8,7 +8,7 @@ test set), next to the model's estimate for the same short run (without the star
 ``over`` = estimate / measured: above 1 the plan asks for more than the job takes. Run it on a quiet core.
 ``--calibrate``: estimate with this machine's constants (``ilrepro plan --calibrate cpu``, written to
 ``<out>.costs.json`` and read again by ``--reestimate``), which checks the model's form on a machine other
-than the one :data:`ilrepro.costs.COSTS` was measured on.
+than the one :data:`ilrepro.costs.COSTS` was measured on; ``--costs FILE``: an earlier run's constants.
 """
 
 from __future__ import annotations
@@ -47,12 +47,16 @@ def main() -> int:
     ap.add_argument("--only", nargs="*", default=[], help="substrings of experiment/algo to keep")
     ap.add_argument("--reestimate", action="store_true", help="keep --out's measurements, recompute its estimates (after a change of the model)")
     ap.add_argument("--calibrate", action="store_true", help="estimate with this machine's measured constants (kept in <out>.costs.json)")
+    ap.add_argument("--costs", help="estimate with the constants of this file (an earlier --calibrate's <out>.costs.json)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = load_merged_config(args.configfile)
     costs_file = Path(f"{args.out}.costs.json")
     measured: Costs | None = None
-    if args.calibrate:
+    if args.costs:
+        measured = Costs(**json.loads(Path(args.costs).read_text()))
+        costs_file.write_text(json.dumps(dataclasses.asdict(measured), indent=1) + "\n")
+    elif args.calibrate:
         measured = calibrate("cpu") if not args.reestimate or not costs_file.exists() else Costs(**json.loads(costs_file.read_text()))
         costs_file.write_text(json.dumps(dataclasses.asdict(measured), indent=1) + "\n")
         print(f"calibrated: {measured}")

@@ -98,6 +98,8 @@ class Algorithm:
     # whether ``gradient`` reads ``self.lr`` (IL-prox: the implicit-SGD target's alpha): a stacked job
     # then hands each member's rate into the vmapped step as a tensor (:meth:`lr_as`)
     lr_in_gradient: ClassVar[bool] = False
+    # feedforward passes the native step makes in Python before its one C++ call (BP-prox: its soft target)
+    native_prelude_passes: ClassVar[int] = 0
 
     @classmethod
     def hparam_defaults(cls) -> dict[str, Any]:

@@ -140,18 +140,32 @@ class BPProx(Algorithm):
     supported_models = ("mlp", "autoencoder", "cnn")
     optimiser = "none"
     lr_in_gradient = True  # alpha enters the soft target
+    native_prelude_passes = 1  # the soft target's feedforward pass, before the native backprop
     defaults = {"eps": 0.0}
 
-    def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+    def _soft_target(self, net: Net, x: Tensor, target: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """The kappa-mixed soft target of a feedforward pass, and each layer's n_l = mean_b ||a_l||^2 + eps."""
         eps = float(self.hp["eps"])
         with torch.no_grad():
             h = net.forward(x)
             soft = prox_target(target, self.lr, eps)(net, h, h[-1])
+            return soft, [activity_norm(net.presynaptic(l, h[l])) + eps for l in range(net.n_layers)]
+
+    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:
+        """:meth:`gradient` with backprop and the division in one C++ call (and with ``lr`` the SGD step),
+        or None where it cannot run."""
+        soft, norms = self._soft_target(net, x, target)
+        return native.bp_gradient(net, x, soft, lr, norms=norms)
+
+    def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+        soft, norms = self._soft_target(net, x, target)
+        fast = native.bp_gradient(net, x, soft, norms=norms)
+        if fast is not None:  # the same update in one C++ call (a test checks the weights agree)
+            return fast
         grads = bp_gradient(net, x, soft)
         out = []
         for l in range(net.n_layers):
-            n_l = activity_norm(net.presynaptic(l, h[l])) + eps
-            out += [grads[2 * l] / n_l, grads[2 * l + 1] / n_l]
+            out += [grads[2 * l] / norms[l], grads[2 * l + 1] / norms[l]]
         return out
 
 

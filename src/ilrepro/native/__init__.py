@@ -264,12 +264,14 @@ def il_directions(
     return mod.il_directions(*args, _TARGET[kind], float(t1), float(t2), int(T), float(gamma_top), float(gamma_bot), bool(negate), div, eps, step, bool(exact))
 
 
-def bp_gradient(net: Net, x: Tensor, y: Tensor, lr: float | None = None) -> list[Tensor] | None:
-    """dLoss/dtheta of the batch-mean loss (``algorithms.bp.bp_gradient``), or None where the fast path
-    does not apply; ``lr``: also the plain SGD step, in place."""
+def bp_gradient(net: Net, x: Tensor, y: Tensor, lr: float | None = None, norms: list[Tensor] | None = None) -> list[Tensor] | None:
+    """dLoss/dtheta of the batch-mean loss (``algorithms.bp.bp_gradient``) against ``y`` (one-hot or a
+    soft target), or None where the fast path does not apply; ``norms``: each layer's weights and bias
+    divided by its own (BP-prox's n_l, 0-dim tensors: read only where the fast path runs, never under
+    vmap); ``lr``: also the plain SGD step, in place."""
     ready = _ready(net, x, y)
     if ready is None:
         return None
     mod, args = ready
     calls["bp_gradient"] += 1
-    return mod.bp_gradient(*args, math.nan if lr is None else float(lr))
+    return mod.bp_gradient(*args, math.nan if lr is None else float(lr), [] if norms is None else [float(v) for v in norms])

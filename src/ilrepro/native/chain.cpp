@@ -557,7 +557,7 @@ std::vector<Tensor> il_impl(const std::vector<Tensor>& W, const std::vector<Tens
 
 template <typename T>
 std::vector<Tensor> bp_impl(const std::vector<Tensor>& W, const std::vector<Tensor>& b, const Tensor& x, const Tensor& y, const Config& c,
-                            double lr) {
+                            double lr, const std::vector<double>& norms) {
   const int64_t L = int64_t(W.size()), B = x.size(0);
   const auto n = sizes_of(W);
   Workspace& ws = prepared_workspace(1, x, n, c);
@@ -612,7 +612,7 @@ std::vector<Tensor> bp_impl(const std::vector<Tensor>& W, const std::vector<Tens
       });
     });
   }
-  return directions(ws, x, L, B, {}, false, NAN, W, b, lr);
+  return directions(ws, x, L, B, norms, false, NAN, W, b, lr);
 }
 
 Config config(std::vector<int64_t> in_act, std::vector<int64_t> out_act, int64_t link, int64_t target, double t1, double t2) {
@@ -640,15 +640,17 @@ std::vector<Tensor> il_directions(std::vector<Tensor> W, std::vector<Tensor> b, 
   return il_impl<float>(W, b, x, y, c, T_steps, gamma_top, gamma_bot, negate, divisor, prox_eps, lr, exact);
 }
 
-// BP: dLoss/dtheta of the batch-mean loss of the logits against y.
+// BP: dLoss/dtheta of the batch-mean loss of the logits against y (one-hot or soft); ``norms`` not
+// empty: each layer's divided by norms[l] (BP-prox's n_l); ``lr`` not NaN: also the plain SGD step.
 std::vector<Tensor> bp_gradient(std::vector<Tensor> W, std::vector<Tensor> b, Tensor x, Tensor y, std::vector<int64_t> in_act,
-                                std::vector<int64_t> out_act, int64_t link, double lr) {
+                                std::vector<int64_t> out_act, int64_t link, double lr, std::vector<double> norms) {
   const Config c = config(std::move(in_act), std::move(out_act), link, HARD, 0.0, 0.0);
   check(W, b, x, y, c);
   at::NoGradGuard no_grad;
-  if (x.scalar_type() == at::kDouble) return bp_impl<double>(W, b, x, y, c, lr);
+  TORCH_CHECK(norms.empty() || int64_t(norms.size()) == int64_t(W.size()), "ilrepro native: one norm per layer");
+  if (x.scalar_type() == at::kDouble) return bp_impl<double>(W, b, x, y, c, lr, norms);
   TORCH_CHECK(x.scalar_type() == at::kFloat, "ilrepro native: float32 or float64");
-  return bp_impl<float>(W, b, x, y, c, lr);
+  return bp_impl<float>(W, b, x, y, c, lr, norms);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
