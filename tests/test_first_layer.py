@@ -30,9 +30,9 @@ def _pair(spec: dict) -> tuple:
 
 def test_in_span_accepts_a_combination_of_the_rows_and_nothing_else():
     g = torch.Generator().manual_seed(0)
-    rows = torch.rand(5, 40, generator=g)
+    rows = torch.rand(5, 40, generator=g, dtype=torch.float64)
     w = torch.randn(30, 40, generator=g, dtype=torch.float64)
-    d = torch.randn(30, 5, generator=g, dtype=torch.float64) @ rows.double() * 1e-2
+    d = torch.randn(30, 5, generator=g, dtype=torch.float64) @ rows * 1e-2
     q, p, ok = in_span(d, rows, w)
     assert ok and torch.allclose(p @ q.t(), d, atol=1e-15)
     assert in_span(d, torch.cat([rows, rows[:1]]), w)[2]  # a repeated row (rank-deficient): still a basis
@@ -60,13 +60,25 @@ def test_kept_first_layer_float32_on_real_images_and_stacked_members():
         assert torch.allclose(torch.tensor(kept[c].to_numpy()), torch.tensor(full[c].to_numpy()), rtol=1e-5, atol=0), c
 
 
-def test_adam_falls_back_to_the_full_evaluation_with_one_log_line(caplog):
+def test_an_update_outside_the_span_falls_back_to_the_full_evaluation_with_one_log_line(caplog, monkeypatch):
+    """Adam's update is not in the span of the inputs: not tried at all, and were it tried (here: by
+    bypassing the up-front rule), the residual check finds it, says so once per
+    job, and the member is evaluated in full: the measures are exactly the full evaluation's."""
+    from ilrepro.models import build_model
+    from ilrepro.train import keeps_first_layer
+
+    net = build_model({"type": "mlp", "hidden": [32]}, (1, 8, 8), 10, "post", 0)
+    assert not keeps_first_layer({**_spec("bp_adam", 1e-3), "keep_first_layer": True}, net, 359)
+    assert not keeps_first_layer({**_spec("bp_sgd", 1e-3, hparams={"momentum": 0.9}), "keep_first_layer": True}, net, 359)
+    import ilrepro.train
+
+    monkeypatch.setattr(ilrepro.train, "keeps_first_layer", lambda spec, net, n_test, batched=False: spec.get("keep_first_layer") is True)
     first_layer._said.clear()
-    with caplog.at_level(logging.INFO, logger="ilrepro.first_layer"):
+    with caplog.at_level(logging.WARNING, logger="ilrepro.first_layer"):
         full, kept, _, meta = _pair(_spec("bp_adam", 1e-3, experiment="t", algo="adam"))
     lines = [r for r in caplog.records if r.name == "ilrepro.first_layer"]
     assert len(lines) == 1 and "not in the span" in lines[0].getMessage() and "t/adam" in lines[0].getMessage()
-    assert meta["first_layer_kept"] == 0
+    assert meta["first_layer_kept"] == 0 and meta["first_layer_full"] > 0
     for c in MEASURES:
         assert kept[c].tolist() == full[c].tolist(), c
 
@@ -86,7 +98,8 @@ def test_auto_keeps_it_only_where_it_pays():
         return keeps_first_layer({"algorithm": algorithm, "eval_every": 50, "batch_size": batch, **kw}, net, 10_000)
 
     assert keeps([1024, 1024, 1024], (3, 32, 32), 1)  # E1 on CIFAR-10
-    assert keeps([256, 256], (1, 28, 28), 1)  # E2 on MNIST
+    assert not keeps([256, 256], (1, 28, 28), 1)  # E2 on MNIST: ~20 % of an evaluation saved, not half
+    assert keeps([256, 256], (1, 28, 28), 1, keep_first_layer=True)
     assert not keeps([256, 256], (1, 28, 28), 64)  # 3,200 rows between evaluations: no saving
     assert not keeps([64, 64], (1, 8, 8), 1)  # digits: the default pipeline evaluates as before
     assert not keeps([1024], (3, 32, 32), 1, keep_first_layer=False)
