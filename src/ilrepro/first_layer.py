@@ -27,7 +27,7 @@ import torch
 
 from .models import ACTIVATIONS, Net
 
-__all__ = ["FirstLayer", "REFRESH", "TOL_ULPS", "applies", "kept_fraction", "mean_fraction", "in_span"]
+__all__ = ["REFRESH", "TOL_ULPS", "FirstLayer", "applies", "in_span", "kept_fraction", "mean_fraction"]
 
 log = logging.getLogger("ilrepro.first_layer")
 Tensor = torch.Tensor
