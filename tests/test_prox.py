@@ -135,3 +135,21 @@ def test_solver_error_is_small_for_the_solver_and_large_for_a_truncated_solve(al
     assert good["solver_rel_dist"] < 0.02 and good["solver_cos"] > 0.999 and good["smooth_residual"] < 1e-6
     bad = implicit_sgd_error(net, x, y, alpha, _truncated_solve(net, x, y, alpha))
     assert bad["solver_rel_dist"] > 0.5
+
+
+@pytest.mark.parametrize("native_on", ["1", "0"])
+def test_bp_prox_makes_its_soft_target_once_an_update(native_on, monkeypatch):
+    """One feedforward pass for the soft target per update, on the fast path and where it cannot run
+    (its native step gives up before the pass, the reference makes it once)."""
+    from ilrepro.algorithms.prox import BPProx
+
+    monkeypatch.setenv("ILREPRO_NATIVE", native_on)
+    net = small_mlp("pre", hidden=(8, 6))
+    x, y = batch(n=2)
+    algo = make_algorithm("bp_prox", net, 0.5, {"eps": 1.0})
+    calls = []
+    original = BPProx._soft_target
+    monkeypatch.setattr(BPProx, "_soft_target", lambda self, *a: calls.append(1) or original(self, *a))
+    for _ in range(3):
+        algo.step(net, x, y)
+    assert len(calls) == 3

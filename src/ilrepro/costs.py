@@ -230,7 +230,7 @@ def _first_layer_kept(net: Net, algo: Any, ds: DataSize, gen: torch.Generator) -
     """(d_out, d_in) where an evaluation can keep the first layer up to date: measured, as the training
     does, by one more update on a new batch (after the counted ones: an optimiser's state is not empty)
     whose change of W1 must lie in the span of that batch's inputs."""
-    if type(algo).logits is not Algorithm.logits or not first_layer.applies(net):
+    if not first_layer.applies(net, type(algo)):
         return None
     x = torch.rand(WORK_BATCH, *ds.image_shape, generator=gen)
     target = targets(net, x, torch.randint(0, ds.n_classes, (WORK_BATCH,), generator=gen), ds.n_classes)

@@ -25,6 +25,7 @@ import math
 
 import torch
 
+from .algorithms.base import Algorithm
 from .models import ACTIVATIONS, Net
 
 __all__ = ["REFRESH", "TOL_ULPS", "FirstLayer", "applies", "in_span", "kept_fraction", "mean_fraction"]
@@ -42,11 +43,13 @@ TOL_ULPS = 8.0  # the residual allowed, in units of eps x ||W1|| x sqrt(rows): t
 EFFICIENCY = 0.5
 
 
-def applies(net: Net) -> bool:
-    """The model's feedforward pass starts with a plain linear layer of the chain (not a convolution,
-    not the RNN, whose layers also read the input)."""
+def applies(net: Net, algorithm: type[Algorithm]) -> bool:
+    """The algorithm predicts by the feedforward pass (not, e.g., a free equilibrium), and the model's
+    starts with a plain linear layer of the chain (not a convolution, not the RNN, whose layers also
+    read the input)."""
     s = net.layers[0]
-    return type(net).layer is Net.layer and type(net).forward is Net.forward and s.kind == "linear" and s.pool == 1
+    return (algorithm.logits is Algorithm.logits and type(net).layer is Net.layer and type(net).forward is Net.forward
+            and s.kind == "linear" and s.pool == 1)
 
 
 def _fraction(rows: int, d_in: int, d_out: int, n_test: int) -> float:
@@ -69,7 +72,7 @@ def kept_fraction(how: bool | str, d_in: int, d_out: int, rows: int, n_test: int
     """The first layer's average cost (:func:`mean_fraction` over ``n_evals``) where a job keeps it up to date, else None:
     ``how`` is the experiment's ``keep_first_layer``: false never, true always, ``auto`` where it pays
     (at most half the full product; rows = eval_every x batch_size: the batch-1 runs of the large MLPs).
-    The caller has checked that it :func:`applies` and that the prediction is the feedforward pass."""
+    The caller has checked that it :func:`applies`."""
     if how is False:
         return None
     if how is not True and mean_fraction(rows, d_in, d_out, n_test) > 0.5:

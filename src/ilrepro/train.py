@@ -19,7 +19,6 @@ import torch
 
 from . import first_layer, native
 from .algorithms import ALGORITHMS
-from .algorithms.base import Algorithm
 from .data import Dataset, load_configured
 from .ensemble import CudaGraphStep, Ensemble
 from .io import atomic_write_json, atomic_write_parquet
@@ -225,7 +224,7 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
     want_batched = spec.get("batched_eval", "auto")
     batched_eval = ens.vectorised and (device.type == "cuda" if want_batched == "auto" else bool(want_batched))
     # member by member, at batch 1: the test set's first-layer product kept up to date between evaluations
-    fronts = _first_layers(spec, nets[0], data, batched_eval)
+    fronts = _first_layers(spec, nets[0], data, batched_eval, K)
 
     def evaluate_members(ks: list[int]) -> dict[int, dict[str, float]]:
         if batched_eval:
@@ -362,7 +361,7 @@ def keeps_first_layer(spec: dict[str, Any], net: Net, n_test: int, batched_eval:
     members are evaluated one by one, the prediction is the feedforward pass (not a free equilibrium),
     the model's first layer is linear, and ``keep_first_layer`` (default ``auto``: where it pays) says so."""
     cls = ALGORITHMS.get(spec["algorithm"])
-    if batched_eval or cls is None or cls.logits is not Algorithm.logits or not first_layer.applies(net):
+    if batched_eval or cls is None or not first_layer.applies(net, cls):
         return False
     # an optimiser with state (Adam, momentum) moves W1 outside the batches' span: not tried (were it
     # tried, the residual check would find it and say so in a log line)
@@ -373,12 +372,11 @@ def keeps_first_layer(spec: dict[str, Any], net: Net, n_test: int, batched_eval:
     return first_layer.kept_fraction(spec.get("keep_first_layer", "auto"), d_in, d_out, rows, n_test) is not None
 
 
-def _first_layers(spec: dict[str, Any], net: Net, data: Dataset, batched_eval: bool) -> list[first_layer.FirstLayer]:
+def _first_layers(spec: dict[str, Any], net: Net, data: Dataset, batched_eval: bool, n_members: int) -> list[first_layer.FirstLayer]:
     if not keeps_first_layer(spec, net, len(data.test_y), batched_eval):
         return []
-    members = [(lr, s) for lr in lrs_of(spec) for s in seeds_of(spec)]
     label = f"{spec.get('experiment', '')}/{spec.get('algo', spec['algorithm'])}"
-    return [first_layer.FirstLayer(data.test_x, label) for _ in members]
+    return [first_layer.FirstLayer(data.test_x, label) for _ in range(n_members)]
 
 
 @torch.no_grad()

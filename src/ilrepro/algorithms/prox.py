@@ -153,7 +153,9 @@ class BPProx(Algorithm):
 
     def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:
         """:meth:`gradient` with backprop and the division in one C++ call (and with ``lr`` the SGD step),
-        or None where it cannot run."""
+        or None where it cannot run (then without the soft target's forward pass: :meth:`gradient` makes it)."""
+        if not native.ready(net, x, target):  # the soft target has the one-hot target's shape and dtype
+            return None
         soft, norms = self._soft_target(net, x, target)
         return native.bp_gradient(net, x, soft, lr, norms=norms)
 

@@ -34,7 +34,7 @@ import torch
 from .. import autodiff, layout
 from ..models import Net
 
-__all__ = ["available", "bp_gradient", "cache_dir", "calls", "chain_args", "il_directions", "load", "reset"]
+__all__ = ["available", "bp_gradient", "cache_dir", "calls", "chain_args", "il_directions", "load", "ready", "reset"]
 
 Tensor = torch.Tensor
 log = logging.getLogger("ilrepro.native")
@@ -239,6 +239,12 @@ def _ready(net: Net, x: Tensor, y: Tensor) -> tuple[Any, list[Any]] | None:
         return None
     mod = load()
     return None if mod is None else (mod, args)
+
+
+def ready(net: Net, x: Tensor, y: Tensor) -> bool:
+    """Whether the fast path runs for ``net`` on (x, y) (said once where it does not): for a caller that
+    must prepare work before the call (BP-prox's soft target: y's shape and dtype)."""
+    return _ready(net, x, y) is not None
 
 
 def il_directions(
