@@ -13,7 +13,7 @@ product moves by
 15x fewer on the CIFAR-10 MLP at batch 1. Nothing is assumed: the part of D outside the span,
 ||D - P Qᵀ||, is measured at every evaluation, and where it exceeds the float rounding of W1's own
 updates (:data:`TOL_ULPS` x eps x ||W1|| x sqrt(r): Adam, momentum, anything else) that member is
-evaluated in full from then on, with one log line. Every :data:`REFRESH` evaluations the product is
+evaluated in full from then on (the plain feedforward evaluation, as if nothing were kept), with one log line. Every :data:`REFRESH` evaluations the product is
 recomputed in full, so rounding does not accumulate. Measured against the full evaluation: see
 tests/test_first_layer.py (the measures to float tolerance), and :func:`kept_fraction` for where it is used.
 """
@@ -124,9 +124,13 @@ class FirstLayer:
 
     @torch.no_grad()
     def sync(self, net: Net) -> None:
-        """Bring the product to the member's current W1."""
+        """Bring the product to the member's current W1; once :attr:`on` is off, nothing (the caller
+        evaluates in full, without :meth:`logits`)."""
         rows, self.rows = self.rows, []
-        if not self.on or self.product is None or self.w_ref is None or self.since_full >= REFRESH or not rows:
+        if not self.on:
+            self.full += 1
+            return
+        if self.product is None or self.w_ref is None or self.since_full >= REFRESH or not rows:
             self._full(net)
             return
         w = net.params[0]
@@ -136,13 +140,13 @@ class FirstLayer:
             return
         q, p, ok = in_span(d, torch.cat(rows), w)
         if not ok:
-            self.on = False
+            self.on, self.product, self.w_ref = False, None, None
+            self.full += 1
             if self.label not in _said:
                 _said.add(self.label)
                 log.warning("ilrepro: the first layer of the evaluations is not kept up to date%s: the update of W1 is "
                             "not in the span of the batches' inputs (an optimiser with state, e.g. Adam); evaluating in full",
                             f" ({self.label})" if self.label else "")
-            self._full(net)
             return
         assert self.x0 is not None
         self.product.addmm_(self.x0 @ q, p.t())  # the whole test set at once: (N x r) (r x d_out)

@@ -51,6 +51,7 @@ def evaluate(net: Net, data: Dataset, chunk: int | None = None, predict: Callabl
     chunk = eval_chunk(data.test_x.device) if chunk is None else chunk
     if front is not None:
         front.sync(net)
+        front = front if front.on else None  # off (an update outside the span): the plain evaluation
     acc = loss = ce = 0.0
     for i in range(0, n, chunk):
         x, y = data.test_x[i : i + chunk], data.test_y[i : i + chunk]
