@@ -21,7 +21,8 @@ TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 N_IN, N_OUT = 12, 5
 
 
-def _train(name: str, act: str, bsz: int, dtype: torch.dtype, on: bool, monkeypatch, model: str = "mlp", updates: int = 50) -> list[torch.Tensor]:
+def _train(name: str, act: str, bsz: int, dtype: torch.dtype, on: bool, monkeypatch, model: str = "mlp", updates: int = 50,
+           keep_gradient: bool = True, returned: list | None = None) -> list[torch.Tensor]:
     monkeypatch.setenv("ILREPRO_NATIVE", "1" if on else "0")
     cfg = {"type": model, "hidden": [20, 16], "activation": act}
     n_out = N_IN if model == "autoencoder" else N_OUT
@@ -31,7 +32,9 @@ def _train(name: str, act: str, bsz: int, dtype: torch.dtype, on: bool, monkeypa
     for _ in range(updates):
         x = torch.rand(bsz, 1, 1, N_IN, generator=gen, dtype=dtype)
         y = x.flatten(1) if model == "autoencoder" else torch.nn.functional.one_hot(torch.randint(0, N_OUT, (bsz,), generator=gen), N_OUT).to(dtype)
-        algo.step(net, x, y)
+        out = algo.step(net, x, y, keep_gradient)
+        if returned is not None:
+            returned.append(out)
     return [p.clone() for p in net.params]
 
 
@@ -58,6 +61,31 @@ def test_fast_path_gives_the_references_weights_after_50_updates(name, act, bsz,
     start = _train(name, act, bsz, dtype, False, monkeypatch, updates=0)
     assert _rel(ref, start) > 1e-3  # the weights moved: the comparison is not vacuous
     assert _rel(fast, ref) <= TOL[dtype]
+
+
+KEEP_CASES = [(name, bsz) for name in FAST for bsz in (1, 64)]
+
+
+@pytest.mark.parametrize("name,bsz", KEEP_CASES, ids=[f"{n}-B{b}" for n, b in KEEP_CASES])
+def test_a_step_whose_gradient_is_not_kept_gives_the_same_weights(name, bsz, monkeypatch, built):
+    """``keep_gradient=False`` (a training that does not read the gradient): the same weights to the
+    last bit, and where the native step is fused with plain SGD nothing is returned."""
+    kept, dropped = [], []
+    ref = _train(name, "relu", bsz, torch.float32, True, monkeypatch, keep_gradient=True, returned=kept)
+    fast = _train(name, "relu", bsz, torch.float32, True, monkeypatch, keep_gradient=False, returned=dropped)
+    start = _train(name, "relu", bsz, torch.float32, True, monkeypatch, updates=0)
+    assert _rel(ref, start) > 1e-3
+    assert all(torch.equal(p, q) for p, q in zip(fast, ref, strict=True))
+    assert all(len(g) == 2 * 3 for g in kept)  # a weight and a bias direction for each of the 3 layers
+    fused = "adam" not in name
+    assert all(g == [] for g in dropped) if fused else all(len(g) == 2 * 3 for g in dropped)
+
+
+def test_not_keeping_needs_a_step():
+    net = build_model({"type": "mlp", "hidden": [4]}, (1, 1, N_IN), N_OUT, "post", 0)
+    x, y = torch.rand(1, 1, 1, N_IN), torch.eye(N_OUT)[:1]
+    with pytest.raises(ValueError, match="keep=False without a step"):
+        native.bp_gradient(net, x, y, keep=False)
 
 
 @pytest.mark.parametrize("name", ["bp_sgd", "il_sgd"])

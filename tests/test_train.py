@@ -118,6 +118,28 @@ def test_track_bp_cosine_records_every_update(stack):
                 assert moved["bp_sqdist"].min() > 0
 
 
+def test_the_gradient_is_kept_only_where_the_training_reads_it(monkeypatch):
+    """The native step at batch 1 writes the gradient out only for ``track_bp_cosine`` (its one reader):
+    there it is BP's own (cosine 1, on the native path); elsewhere the step is told not to keep it."""
+    from ilrepro.algorithms.base import Algorithm
+
+    seen: list[bool] = []
+    step = Algorithm.step
+
+    def spy(self, net, x, target, keep_gradient=True):
+        seen.append(keep_gradient)
+        return step(self, net, x, target, keep_gradient)
+
+    monkeypatch.setattr(Algorithm, "step", spy)
+    df, meta = train({**BP_SPEC, "algo": "bp_sgd", "algorithm": "bp_sgd", "batch_size": 1})
+    assert meta["update_path"] == "native" and seen and all(seen)
+    moved = df[df["update"] >= 1]
+    assert moved["bp_cosine"].to_numpy() == pytest.approx(1.0, abs=1e-12)
+    seen.clear()
+    train({**BP_SPEC, "algo": "bp_sgd", "algorithm": "bp_sgd", "batch_size": 1, "track_bp_cosine": False})
+    assert seen and not any(seen)
+
+
 def test_train_measures_are_those_of_the_pre_update_model():
     """Full-batch BP-SGD (the batch is the whole training set, so its order does not matter): the train
     loss and accuracy recorded at update u are those of the model before update u, replayed by hand."""

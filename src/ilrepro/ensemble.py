@@ -95,12 +95,13 @@ class Ensemble:
         the net they are given and the hyper-parameters)."""
         return self.algos[0] if self.vectorised else self.algos[k]
 
-    def step(self, xs: list[Tensor], targets: list[Tensor], active: list[int]) -> dict[int, list[Tensor]]:
+    def step(self, xs: list[Tensor], targets: list[Tensor], active: list[int], keep_gradient: bool = True) -> dict[int, list[Tensor]]:
         """One update of every member in ``active`` on its own batch (``xs[k]``, ``targets[k]``); returns
-        each one's gradient estimate. Vectorised, all members step (a diverged member's non-finite values
-        stay in its own slice); else only the active ones."""
+        each one's gradient estimate (without ``keep_gradient`` it may be []: see ``Algorithm.step``).
+        Vectorised, all members step (a diverged member's non-finite values stay in its own slice); else
+        only the active ones."""
         if not self.vectorised:
-            return {k: self.algos[k].step(self.members[k], xs[k], targets[k]) for k in active}
+            return {k: self.algos[k].step(self.members[k], xs[k], targets[k], keep_gradient) for k in active}
         grads = self.step_stacked(torch.stack(xs), torch.stack(targets))
         return {k: [g[k] for g in grads] for k in active}
 

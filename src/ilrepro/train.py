@@ -281,7 +281,7 @@ def train(spec: dict[str, Any], progress: bool = True, data: Dataset | None = No
                 per_batch[k] = batch_measures(algo_k, net_k, xs[k], ys[k], labels[k])
                 bp[k] = algo_k.reference_gradient(net_k, xs[k], ys[k])
             ts = time.perf_counter()
-            grads = ens.step(xs, ys, active)
+            grads = ens.step(xs, ys, active, keep_gradient=track_bp)  # read only to compare with BP's
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_time += time.perf_counter() - ts

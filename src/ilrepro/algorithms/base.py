@@ -167,16 +167,18 @@ class Algorithm:
         at all; whether it runs for a given net is :func:`ilrepro.native.serves`."""
         return cls.native_gradient is not Algorithm.native_gradient
 
-    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:
+    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None,
+                        keep_gradient: bool = True) -> list[Tensor] | None:
         """:meth:`gradient` in one C++ call (the native fast path, :mod:`ilrepro.native`) and, with
-        ``lr``, the plain SGD step too; None where the algorithm has none or it cannot run."""
+        ``lr``, the plain SGD step too (then ``keep_gradient`` false: [] instead of the gradient, which
+        is not written out); None where the algorithm has none or it cannot run."""
         return None
 
-    def fused_step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor] | None:
+    def fused_step(self, net: Net, x: Tensor, target: Tensor, keep_gradient: bool = True) -> list[Tensor] | None:
         """The gradient and a plain SGD step in one native call where the optimiser is plain SGD,
-        returning the gradient; None otherwise (then ``step`` runs the two parts)."""
+        returning the gradient (or [] without ``keep_gradient``); None otherwise (then ``step`` runs the two parts)."""
         lr = self.plain_sgd_lr(net)  # (optimiser "none" is SGD with step 1)
-        return None if lr is None else self.native_gradient(net, x, target, lr)
+        return None if lr is None else self.native_gradient(net, x, target, lr, keep_gradient)
 
     def plain_sgd_lr(self, net: Net) -> float | None:
         """The step size when the optimiser is plain SGD (no momentum) on ``net``'s parameters, else None."""
@@ -184,10 +186,12 @@ class Algorithm:
         ok = isinstance(opt, SGD) and opt.momentum == 0 and len(opt.params) == len(net.params)
         return opt.lr if ok and all(p is q for p, q in zip(opt.params, net.params)) else None
 
-    def step(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
+    def step(self, net: Net, x: Tensor, target: Tensor, keep_gradient: bool = True) -> list[Tensor]:
         """One update on a batch; ``target`` is one-hot labels (classification) or the input (autoencoder).
-        Returns the gradient estimate that was handed to the optimiser."""
-        fused = self.fused_step(net, x, target)
+        Returns the gradient estimate that was handed to the optimiser; ``keep_gradient`` false: the
+        caller does not read it, and the fused native step (plain SGD) returns [] without writing it out
+        (at batch 1 the step then streams each weight once instead of three times; the same weights)."""
+        fused = self.fused_step(net, x, target, keep_gradient)
         if fused is not None:
             return fused
         grads = self.gradient(net, x, target)

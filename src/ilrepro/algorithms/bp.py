@@ -14,8 +14,9 @@ class BPSGD(Algorithm):
     name = "bp_sgd"
     parameterisation = "post"
 
-    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:
-        return native.bp_gradient(net, x, target, lr)  # one C++ call for a chain of linear layers
+    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None,
+                        keep_gradient: bool = True) -> list[Tensor] | None:
+        return native.bp_gradient(net, x, target, lr, keep=keep_gradient)  # one C++ call for a chain of linear layers
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         fast = self.native_gradient(net, x, target)

@@ -156,13 +156,15 @@ class PCNudge(Algorithm):
         """The fast path runs the direct form only."""
         return super().has_native(hparams) and {**cls.defaults, **(hparams or {})}["form"] == "direct"
 
-    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:
+    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None,
+                        keep_gradient: bool = True) -> list[Tensor] | None:
         """:meth:`gradient` in one C++ call (and with ``lr`` the SGD step), or None where it cannot run
         (the scaled form has no native twin)."""
         if self.hp["form"] != "direct":
             return None
         dt, lam = float(self.hp["dt"]), float(self.hp["lam"])
-        return native.il_directions(net, x, target, ("soft", lam, 0.0), int(self.hp["T"]), dt, dt, negate=True, divisor=lam, lr=lr, exact=True)
+        return native.il_directions(net, x, target, ("soft", lam, 0.0), int(self.hp["T"]), dt, dt, negate=True, divisor=lam, lr=lr, exact=True,
+                                     keep=keep_gradient)
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         fast = self.native_gradient(net, x, target)

@@ -45,11 +45,12 @@ class ILSGD(Algorithm):
         """:meth:`target_fn` as the native fast path names it (keep the two in step)."""
         return ("hard", 0.0, 0.0)
 
-    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:
+    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None,
+                        keep_gradient: bool = True) -> list[Tensor] | None:
         """:meth:`gradient` in one C++ call (and with ``lr`` the SGD step), or None where it cannot run."""
         c = self.inference_config()
         return native.il_directions(net, x, target, self.native_target(), c.T, c.gamma_top, c.gamma_bot, negate=True, lr=lr,
-                                     exact=self.native_target()[0] == "soft")
+                                     exact=self.native_target()[0] == "soft", keep=keep_gradient)
 
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:

@@ -96,10 +96,12 @@ class ILProx(Algorithm):
     def target_fn(self, y: Tensor) -> TargetFn:
         return prox_target(y, self.lr, float(self.hp["eps"]))
 
-    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:
+    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None,
+                        keep_gradient: bool = True) -> list[Tensor] | None:
         """:meth:`gradient` in one C++ call (and with ``lr`` the SGD step), or None where it cannot run."""
         c, eps = self.inference_config(), float(self.hp["eps"])
-        return native.il_directions(net, x, target, ("prox", self.lr, eps), c.T, c.gamma_top, c.gamma_bot, negate=True, prox_eps=eps, lr=lr)
+        return native.il_directions(net, x, target, ("prox", self.lr, eps), c.T, c.gamma_top, c.gamma_bot, negate=True, prox_eps=eps, lr=lr,
+                                     keep=keep_gradient)
 
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
@@ -151,13 +153,14 @@ class BPProx(Algorithm):
             soft = prox_target(target, self.lr, eps)(net, h, h[-1])
             return soft, [activity_norm(net.presynaptic(l, h[l])) + eps for l in range(net.n_layers)]
 
-    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None) -> list[Tensor] | None:
+    def native_gradient(self, net: Net, x: Tensor, target: Tensor, lr: float | None = None,
+                        keep_gradient: bool = True) -> list[Tensor] | None:
         """:meth:`gradient` with backprop and the division in one C++ call (and with ``lr`` the SGD step),
         or None where it cannot run (then without the soft target's forward pass: :meth:`gradient` makes it)."""
         if not native.ready(net, x, target):  # the soft target has the one-hot target's shape and dtype
             return None
         soft, norms = self._soft_target(net, x, target)
-        return native.bp_gradient(net, x, soft, lr, norms=norms)
+        return native.bp_gradient(net, x, soft, lr, norms=norms, keep=keep_gradient)
 
     def gradient(self, net: Net, x: Tensor, target: Tensor) -> list[Tensor]:
         soft, norms = self._soft_target(net, x, target)

@@ -250,6 +250,7 @@ def ready(net: Net, x: Tensor, y: Tensor) -> bool:
 def il_directions(
     net: Net, x: Tensor, y: Tensor, target: tuple[str, float, float], T: int, gamma_top: float, gamma_bot: float,
     negate: bool = False, divisor: float | None = None, prox_eps: float | None = None, lr: float | None = None, exact: bool = False,
+    keep: bool = True,
 ) -> list[Tensor] | None:
     """The weight directions after T inference steps (``weight_directions(net, infer(...))``), or with
     ``prox_eps`` IL-prox's normalised update (``il_prox_update``), then negated (``negate``) and divided
@@ -257,7 +258,11 @@ def il_directions(
     ("soft", n, 0) or ("prox", alpha, eps). None where the fast path does not apply (the caller runs
     the reference). ``lr``: also take the plain SGD step p <- p - lr * (returned tensor), in place.
     ``exact``: the reference's GEMM layouts (its bits), for updates that amplify rounding (soft targets
-    n y + (1 - n) p, where e_L cancels); else a faster layout, the same to float rounding."""
+    n y + (1 - n) p, where e_L cancels); else a faster layout, the same to float rounding. ``keep``
+    false (with ``lr``): the caller does not read the directions: [] is returned, and at batch 1 they
+    are never written out (the step reads and writes each weight once; the same bits)."""
+    if not keep and lr is None:
+        raise ValueError("native.il_directions: keep=False without a step (lr) would do nothing")
     ready = _ready(net, x, y)
     if ready is None:
         return None
@@ -267,17 +272,20 @@ def il_directions(
     div = math.nan if divisor is None else float(divisor)
     step = math.nan if lr is None else float(lr)
     calls["il_directions"] += 1
-    return mod.il_directions(*args, _TARGET[kind], float(t1), float(t2), int(T), float(gamma_top), float(gamma_bot), bool(negate), div, eps, step, bool(exact))
+    return mod.il_directions(*args, _TARGET[kind], float(t1), float(t2), int(T), float(gamma_top), float(gamma_bot), bool(negate), div, eps, step, bool(exact), bool(keep))
 
 
-def bp_gradient(net: Net, x: Tensor, y: Tensor, lr: float | None = None, norms: list[Tensor] | None = None) -> list[Tensor] | None:
+def bp_gradient(net: Net, x: Tensor, y: Tensor, lr: float | None = None, norms: list[Tensor] | None = None,
+                keep: bool = True) -> list[Tensor] | None:
     """dLoss/dtheta of the batch-mean loss (``algorithms.bp.bp_gradient``) against ``y`` (one-hot or a
     soft target), or None where the fast path does not apply; ``norms``: each layer's weights and bias
     divided by its own (BP-prox's n_l, 0-dim tensors: read only where the fast path runs, never under
-    vmap); ``lr``: also the plain SGD step, in place."""
+    vmap); ``lr``: also the plain SGD step, in place; ``keep``: as for :func:`il_directions`."""
+    if not keep and lr is None:
+        raise ValueError("native.bp_gradient: keep=False without a step (lr) would do nothing")
     ready = _ready(net, x, y)
     if ready is None:
         return None
     mod, args = ready
     calls["bp_gradient"] += 1
-    return mod.bp_gradient(*args, math.nan if lr is None else float(lr), [] if norms is None else [float(v) for v in norms])
+    return mod.bp_gradient(*args, math.nan if lr is None else float(lr), [] if norms is None else [float(v) for v in norms], bool(keep))

@@ -428,8 +428,11 @@ void dispatch_float(const Tensor& x, F&& f) {
 // gets the reference's bits: dW_l = g_{l+1}^T a_l, db_l = sum_b g_{l+1}, divided by B (B > 1); then
 // IL-prox's division by n_l (``norms``), the negation, a division by ``divisor``; with ``lr`` the
 // plain SGD step p <- p - lr d (ilrepro.optim.SGD's p.add_(g, alpha=-lr)) while d is still in cache.
+// ``keep`` false: the caller does not read the directions (nothing is returned); at batch 1 with the
+// step they are then not written out at all: the step reads and writes W only (2 weight-sized streams,
+// not 3 and a fresh tensor), with the same bits.
 std::vector<Tensor> directions(Workspace& ws, const Tensor& x, int64_t L, int64_t B, const std::vector<double>& norms, bool negate,
-                               double divisor, const std::vector<Tensor>& W, const std::vector<Tensor>& b, double lr) {
+                               double divisor, const std::vector<Tensor>& W, const std::vector<Tensor>& b, double lr, bool keep) {
   std::vector<Tensor> out;
   for (int64_t l = 0; l < L; ++l) {
     const Tensor& a = l == 0 ? x : ws.a[l];
@@ -438,17 +441,17 @@ std::vector<Tensor> directions(Workspace& ws, const Tensor& x, int64_t L, int64_
       // dW_ji = g_j a_i (the GEMM's bits: one product), / n_l (IL-prox), negated, / divisor; then
       // W_ji = fma(-lr, dW_ji, W_ji) (the bits of torch's add_(dW, alpha=-lr)); db likewise from g_j
       const int64_t R = ws.n[l + 1], C = ws.n[l];
-      Tensor dW = at::empty({R, C}, x.options());
-      Tensor db = at::empty({R}, x.options());
+      Tensor dW = keep ? at::empty({R, C}, x.options()) : Tensor();
+      Tensor db = keep ? at::empty({R}, x.options()) : Tensor();
       const bool by_norm = !norms.empty(), by_div = divisor == divisor;
       dispatch_float(x, [&](auto zero) {
         using S = decltype(zero);
         const S* g = ws.g[l + 1].data_ptr<S>();
         const S* av = a.data_ptr<S>();
-        S* d = dW.data_ptr<S>();
+        S* d = keep ? dW.data_ptr<S>() : nullptr;
         S* w = W[l].data_ptr<S>();
-        S* bd = db.data_ptr<S>();
         S* bw = b[l].data_ptr<S>();
+        S* bd = keep ? db.data_ptr<S>() : nullptr;
         const S step = S(-lr), nl = by_norm ? S(norms[l]) : S(1), dv = by_div ? S(divisor) : S(1);
         auto post = [&](S v) {
           if (by_norm) v = v / nl;
@@ -456,26 +459,36 @@ std::vector<Tensor> directions(Workspace& ws, const Tensor& x, int64_t L, int64_
           if (by_div) v = v / dv;
           return v;
         };
-        for (int64_t j = 0; j < R; ++j) {
+        // one row: W_j += step * dW_j, and with KEEP dW_j written out; the loops kept apart (a branch
+        // inside, or one loop through post(), measured ~15 % slower: IL-SGD B=1)
+        auto row = [&](auto KEEP, int64_t j) {
           const S gj = g[j];
-          S* dr = d + j * C;
+          S* dr = KEEP.value ? d + j * C : nullptr;
           S* wr = w + j * C;
-          if (!by_norm && !by_div) {  // kept apart: one loop through post() measured ~15 % slower (IL-SGD B=1)
+          if (!by_norm && !by_div) {
             const S sgn = negate ? S(-1) : S(1);
             for (int64_t i = 0; i < C; ++i) {
               const S v = sgn * (gj * av[i]);
-              dr[i] = v, wr[i] = std::fma(step, v, wr[i]);
+              if constexpr (KEEP.value) dr[i] = v;
+              wr[i] = std::fma(step, v, wr[i]);
             }
           } else {
             for (int64_t i = 0; i < C; ++i) {
               const S v = post(gj * av[i]);
-              dr[i] = v, wr[i] = std::fma(step, v, wr[i]);
+              if constexpr (KEEP.value) dr[i] = v;
+              wr[i] = std::fma(step, v, wr[i]);
             }
           }
-          bd[j] = post(gj), bw[j] = std::fma(step, bd[j], bw[j]);
+          const S vb = post(gj);
+          if constexpr (KEEP.value) bd[j] = vb;
+          bw[j] = std::fma(step, vb, bw[j]);
+        };
+        for (int64_t j = 0; j < R; ++j) {
+          if (keep) row(std::true_type{}, j);
+          else row(std::false_type{}, j);
         }
       });
-      out.push_back(dW), out.push_back(db);
+      if (keep) out.push_back(dW), out.push_back(db);
       continue;
     }
     // x / B for B a power of two and -x are exact: folded into the GEMM's alpha (the same bits as
@@ -495,7 +508,7 @@ std::vector<Tensor> directions(Workspace& ws, const Tensor& x, int64_t L, int64_
       if (divisor == divisor) d->div_(divisor);
     }
     if (lr == lr) W[l].add_(dW, -lr), b[l].add_(db, -lr);
-    out.push_back(dW), out.push_back(db);
+    if (keep) out.push_back(dW), out.push_back(db);
   }
   return out;
 }
@@ -512,7 +525,7 @@ Workspace& prepared_workspace(int which, const Tensor& x, const std::vector<int6
 template <typename T>
 std::vector<Tensor> il_impl(const std::vector<Tensor>& W, const std::vector<Tensor>& b, const Tensor& x, const Tensor& y, const Config& c,
                             int64_t T_steps, double gamma_top, double gamma_bot, bool negate, double divisor, double prox_eps, double lr,
-                            bool exact) {
+                            bool exact, bool keep) {
   const int64_t L = int64_t(W.size()), B = x.size(0);
   const auto n = sizes_of(W);
   Workspace& ws = prepared_workspace(0, x, n, c);
@@ -552,12 +565,12 @@ std::vector<Tensor> il_impl(const std::vector<Tensor>& W, const std::vector<Tens
     for (int64_t l = 0; l < L; ++l)
       norms.push_back(double(activity_norm<T>(l == 0 ? x.data_ptr<T>() : ws.a[l].data_ptr<T>(), B, n[l]) + T(1.0) + T(prox_eps)));
   }
-  return directions(ws, x, L, B, norms, negate, divisor, W, b, lr);
+  return directions(ws, x, L, B, norms, negate, divisor, W, b, lr, keep);
 }
 
 template <typename T>
 std::vector<Tensor> bp_impl(const std::vector<Tensor>& W, const std::vector<Tensor>& b, const Tensor& x, const Tensor& y, const Config& c,
-                            double lr, const std::vector<double>& norms) {
+                            double lr, const std::vector<double>& norms, bool keep) {
   const int64_t L = int64_t(W.size()), B = x.size(0);
   const auto n = sizes_of(W);
   Workspace& ws = prepared_workspace(1, x, n, c);
@@ -612,7 +625,7 @@ std::vector<Tensor> bp_impl(const std::vector<Tensor>& W, const std::vector<Tens
       });
     });
   }
-  return directions(ws, x, L, B, norms, false, NAN, W, b, lr);
+  return directions(ws, x, L, B, norms, false, NAN, W, b, lr, keep);
 }
 
 Config config(std::vector<int64_t> in_act, std::vector<int64_t> out_act, int64_t link, int64_t target, double t1, double t2) {
@@ -628,29 +641,31 @@ Config config(std::vector<int64_t> in_act, std::vector<int64_t> out_act, int64_t
 // ``divisor`` if not NaN. ``lr`` not NaN: also the plain SGD step p <- p - lr * (returned tensor).
 // ``exact``: the reference's GEMM layouts throughout (its bits, for the ill-conditioned soft targets);
 // else the loop's forward GEMMs read a transposed copy of the weights (float rounding apart, the same).
+// ``keep`` false: nothing is returned (the caller does not read the directions; see directions()).
 std::vector<Tensor> il_directions(std::vector<Tensor> W, std::vector<Tensor> b, Tensor x, Tensor y, std::vector<int64_t> in_act,
                                   std::vector<int64_t> out_act, int64_t link, int64_t target, double t1, double t2, int64_t T_steps,
                                   double gamma_top, double gamma_bot, bool negate, double divisor, double prox_eps, double lr,
-                                  bool exact) {
+                                  bool exact, bool keep) {
   const Config c = config(std::move(in_act), std::move(out_act), link, target, t1, t2);
   check(W, b, x, y, c);
   at::NoGradGuard no_grad;
-  if (x.scalar_type() == at::kDouble) return il_impl<double>(W, b, x, y, c, T_steps, gamma_top, gamma_bot, negate, divisor, prox_eps, lr, exact);
+  if (x.scalar_type() == at::kDouble) return il_impl<double>(W, b, x, y, c, T_steps, gamma_top, gamma_bot, negate, divisor, prox_eps, lr, exact, keep);
   TORCH_CHECK(x.scalar_type() == at::kFloat, "ilrepro native: float32 or float64");
-  return il_impl<float>(W, b, x, y, c, T_steps, gamma_top, gamma_bot, negate, divisor, prox_eps, lr, exact);
+  return il_impl<float>(W, b, x, y, c, T_steps, gamma_top, gamma_bot, negate, divisor, prox_eps, lr, exact, keep);
 }
 
 // BP: dLoss/dtheta of the batch-mean loss of the logits against y (one-hot or soft); ``norms`` not
-// empty: each layer's divided by norms[l] (BP-prox's n_l); ``lr`` not NaN: also the plain SGD step.
+// empty: each layer's divided by norms[l] (BP-prox's n_l); ``lr`` not NaN: also the plain SGD step;
+// ``keep`` false: nothing is returned.
 std::vector<Tensor> bp_gradient(std::vector<Tensor> W, std::vector<Tensor> b, Tensor x, Tensor y, std::vector<int64_t> in_act,
-                                std::vector<int64_t> out_act, int64_t link, double lr, std::vector<double> norms) {
+                                std::vector<int64_t> out_act, int64_t link, double lr, std::vector<double> norms, bool keep) {
   const Config c = config(std::move(in_act), std::move(out_act), link, HARD, 0.0, 0.0);
   check(W, b, x, y, c);
   at::NoGradGuard no_grad;
   TORCH_CHECK(norms.empty() || int64_t(norms.size()) == int64_t(W.size()), "ilrepro native: one norm per layer");
-  if (x.scalar_type() == at::kDouble) return bp_impl<double>(W, b, x, y, c, lr, norms);
+  if (x.scalar_type() == at::kDouble) return bp_impl<double>(W, b, x, y, c, lr, norms, keep);
   TORCH_CHECK(x.scalar_type() == at::kFloat, "ilrepro native: float32 or float64");
-  return bp_impl<float>(W, b, x, y, c, lr, norms);
+  return bp_impl<float>(W, b, x, y, c, lr, norms, keep);
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
