@@ -459,8 +459,8 @@ std::vector<Tensor> directions(Workspace& ws, const Tensor& x, int64_t L, int64_
           if (by_div) v = v / dv;
           return v;
         };
-        // one row: W_j += step * dW_j, and with KEEP dW_j written out; the loops kept apart (a branch
-        // inside, or one loop through post(), measured ~15 % slower: IL-SGD B=1)
+        // one row: W_j += step * dW_j, and with KEEP (a compile-time constant: no branch in the loops)
+        // dW_j written out; the two loops kept apart (one loop through post() measured ~15 % slower: IL-SGD B=1)
         auto row = [&](auto KEEP, int64_t j) {
           const S gj = g[j];
           S* dr = KEEP.value ? d + j * C : nullptr;
