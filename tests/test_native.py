@@ -86,6 +86,8 @@ def test_not_keeping_needs_a_step():
     x, y = torch.rand(1, 1, 1, N_IN), torch.eye(N_OUT)[:1]
     with pytest.raises(ValueError, match="keep=False without a step"):
         native.bp_gradient(net, x, y, keep=False)
+    with pytest.raises(ValueError, match="keep=False without a step"):
+        native.il_directions(net, x, y, ("hard", 0.0, 0.0), 3, 0.1, 0.1, keep=False)
 
 
 @pytest.mark.parametrize("name", ["bp_sgd", "il_sgd"])

@@ -247,6 +247,13 @@ def ready(net: Net, x: Tensor, y: Tensor) -> bool:
     return _ready(net, x, y) is not None
 
 
+def _kept(keep: bool, lr: float | None, caller: str) -> bool:
+    """``keep`` for the extension; not keeping the directions is only meaningful with a step to take."""
+    if not keep and lr is None:
+        raise ValueError(f"native.{caller}: keep=False without a step (lr) would do nothing")
+    return bool(keep)
+
+
 def il_directions(
     net: Net, x: Tensor, y: Tensor, target: tuple[str, float, float], T: int, gamma_top: float, gamma_bot: float,
     negate: bool = False, divisor: float | None = None, prox_eps: float | None = None, lr: float | None = None, exact: bool = False,
@@ -261,8 +268,7 @@ def il_directions(
     n y + (1 - n) p, where e_L cancels); else a faster layout, the same to float rounding. ``keep``
     false (with ``lr``): the caller does not read the directions: [] is returned, and at batch 1 they
     are never written out (the step reads and writes each weight once; the same bits)."""
-    if not keep and lr is None:
-        raise ValueError("native.il_directions: keep=False without a step (lr) would do nothing")
+    keep = _kept(keep, lr, "il_directions")
     ready = _ready(net, x, y)
     if ready is None:
         return None
@@ -272,7 +278,7 @@ def il_directions(
     div = math.nan if divisor is None else float(divisor)
     step = math.nan if lr is None else float(lr)
     calls["il_directions"] += 1
-    return mod.il_directions(*args, _TARGET[kind], float(t1), float(t2), int(T), float(gamma_top), float(gamma_bot), bool(negate), div, eps, step, bool(exact), bool(keep))
+    return mod.il_directions(*args, _TARGET[kind], float(t1), float(t2), int(T), float(gamma_top), float(gamma_bot), bool(negate), div, eps, step, bool(exact), keep)
 
 
 def bp_gradient(net: Net, x: Tensor, y: Tensor, lr: float | None = None, norms: list[Tensor] | None = None,
@@ -281,11 +287,10 @@ def bp_gradient(net: Net, x: Tensor, y: Tensor, lr: float | None = None, norms: 
     soft target), or None where the fast path does not apply; ``norms``: each layer's weights and bias
     divided by its own (BP-prox's n_l, 0-dim tensors: read only where the fast path runs, never under
     vmap); ``lr``: also the plain SGD step, in place; ``keep``: as for :func:`il_directions`."""
-    if not keep and lr is None:
-        raise ValueError("native.bp_gradient: keep=False without a step (lr) would do nothing")
+    keep = _kept(keep, lr, "bp_gradient")
     ready = _ready(net, x, y)
     if ready is None:
         return None
     mod, args = ready
     calls["bp_gradient"] += 1
-    return mod.bp_gradient(*args, math.nan if lr is None else float(lr), [] if norms is None else [float(v) for v in norms], bool(keep))
+    return mod.bp_gradient(*args, math.nan if lr is None else float(lr), [] if norms is None else [float(v) for v in norms], keep)
